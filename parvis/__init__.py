@@ -1,0 +1,3 @@
+"""Parvis: an open-source cockpit for community managers."""
+
+__version__ = "0.1.0"

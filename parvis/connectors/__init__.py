@@ -1,0 +1,1 @@
+"""One small module per platform.  Connectors read and normalise; they never write."""
