@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeAlias
 
 JSONDict: TypeAlias = dict[str, Any]
+
+THREAD_KEY_WINDOW = timedelta(days=60)
 
 
 class ActivityKind:
@@ -76,10 +78,12 @@ class Activity:
 
     Conversation resolution, done by the ingest path when ``conversation`` is
     None: the parent's conversation if the parent is stored; otherwise a
-    conversation named after the missing parent; otherwise, with a
-    ``thread_key``, the latest conversation with that key started within
-    ``THREAD_KEY_WINDOW`` before this activity; otherwise a new conversation
-    rooted at this activity.
+    conversation named after the missing parent; otherwise a conversation
+    already named after this activity (replies to it arrived first); otherwise,
+    when ``reply_by_key`` is set, the latest conversation with the same
+    ``thread_key`` started within ``THREAD_KEY_WINDOW`` before this activity;
+    otherwise a new conversation rooted at this activity, registered under its
+    ``thread_key`` so later replies by key can find it.
     """
 
     native_id: str
@@ -96,6 +100,7 @@ class Activity:
     edited_at: datetime | None = None
     url: str | None = None
     thread_key: str | None = None
+    reply_by_key: bool = False
     extras: JSONDict = field(default_factory=dict)
     raw: bytes | None = None
 
@@ -124,12 +129,14 @@ class Checkpoint:
     """Everything in ``stream`` before byte ``offset`` has been emitted.
 
     ``digest`` is the hex SHA-1 of those bytes, so a resumed or incremental
-    import can check the file still starts with what was imported.
+    import can check the file still starts with what was imported; ``line`` is
+    the number of lines those bytes hold.
     """
 
     stream: str
     offset: int
     digest: str
+    line: int
 
 
 Record: TypeAlias = Channel | Identity | Activity | Link | Quarantined | Checkpoint
@@ -139,6 +146,7 @@ Record: TypeAlias = Channel | Identity | Activity | Link | Quarantined | Checkpo
 class Cursor:
     offset: int
     digest: str
+    line: int = 0
 
 
 class Connector(Protocol):

@@ -65,7 +65,7 @@ class LineReader:
         self.stream = stream
         self.path = path
         self.line_start = 0
-        self.line_number = 0  # 1-based number of the current line (counted from the resume point)
+        self.line_number = 0  # 1-based number of the current line
         self.resumed = False
         self._resume = resume
         self._progress = progress
@@ -91,6 +91,7 @@ class LineReader:
         if remaining == 0 and prefix_hash.hexdigest() == cursor.digest:
             self._hash = prefix_hash
             self.line_start = cursor.offset
+            self.line_number = cursor.line
             self.resumed = True
             return handle
         handle.close()
@@ -125,11 +126,13 @@ class LineReader:
             progress(self._raw_size)
 
     def checkpoint(self) -> Checkpoint:
-        return Checkpoint(self.stream, self.line_start, self._hash.hexdigest())
+        """Everything before the current line (or, after the loop, the whole file)."""
+        lines_before = self.line_number - 1 if self._pending else self.line_number
+        return Checkpoint(self.stream, self.line_start, self._hash.hexdigest(), lines_before)
 
     def position(self) -> str:
         """Human-readable position of the current line, for error messages."""
-        return f"line {self.line_number}, byte {self.line_start}" if not self.resumed else f"byte {self.line_start}"
+        return f"line {self.line_number}, byte {self.line_start}"
 
 
 def total_size(files: Sequence[tuple[str, Path]]) -> int:
