@@ -11,7 +11,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from parvis.records import Checkpoint, Cursor, ProgressFn
 
@@ -43,7 +43,7 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]], patterns: Sequence[str
 
 def open_binary(path: Path) -> IO[bytes]:
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     return open(path, "rb")
 
 
