@@ -99,6 +99,11 @@ def store_id(source_id: str, native_id: str) -> str:
     return f"{source_id}:{native_id}"
 
 
+def member_id_for(identity_id: str) -> str:
+    """The id of the member created along with an identity."""
+    return f"member:{identity_id}"
+
+
 def _naive_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         return moment
@@ -318,7 +323,7 @@ class Ingestor:
             connection,
             members,
             [
-                {"id": row["id"], "display_name": row["display_name"] or row["handle"], "merged_into": None}
+                {"id": row["member_id"], "display_name": row["display_name"] or row["handle"], "merged_into": None}
                 for row in new_rows
             ],
         )
@@ -348,8 +353,8 @@ class Ingestor:
             "id": identity_id,
             "source_id": self.source_id,
             "native_id": record.native_id,
-            "member_id": identity_id,
-            "home_member_id": identity_id,
+            "member_id": member_id_for(identity_id),
+            "home_member_id": member_id_for(identity_id),
             "handle": record.handle,
             "display_name": record.display_name,
             "email": record.email,

@@ -89,14 +89,17 @@ def merge(store: Store, keep: str, absorb: str) -> MoveReport:
 def unmerge(store: Store, reference: str) -> list[MoveReport]:
     """Send identities back to their home members.
 
-    ``reference`` is an identity id (that identity goes home) or a member id (every
-    identity of that member that is not at home goes home).
+    ``reference`` is an identity merged into another member (it goes home), or a
+    member id or one of its home identities (every identity of that member that is
+    not at home goes home).
     """
     at = _now()
     reports: list[MoveReport] = []
     with store.engine.begin() as connection:
-        identity = connection.execute(select(identities.c.id).where(identities.c.id == reference)).first()
-        if identity is not None:
+        identity = connection.execute(
+            select(identities.c.member_id, identities.c.home_member_id).where(identities.c.id == reference)
+        ).first()
+        if identity is not None and identity.member_id != identity.home_member_id:
             chosen = [reference]
         else:
             member_id = resolve_member(connection, reference)
