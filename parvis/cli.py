@@ -21,7 +21,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from parvis.connectors._files import InputError
-from parvis.ingest import ImportSummary, IngestError, ingest
+from parvis.ingest import DEFAULT_BATCH_SIZE, ImportSummary, IngestError, ingest
 from parvis.members import MemberError, member_identities, merge, unmerge
 from parvis.records import Connector, Quarantined
 from parvis.stats import store_stats
@@ -39,6 +39,7 @@ out = Console(highlight=False)
 class Context:
     def __init__(self, db: str | None) -> None:
         self.url = db or default_url()
+        self.batch_size = DEFAULT_BATCH_SIZE
         self._store: Store | None = None
 
     @property
@@ -84,8 +85,11 @@ def main(ctx: click.Context, db: str | None) -> None:
 
 
 @main.group("import")
-def import_group() -> None:
+@click.option("--batch-size", type=click.IntRange(1), default=DEFAULT_BATCH_SIZE, hidden=True)
+@click.pass_obj
+def import_group(context: Context, batch_size: int) -> None:
     """Import an archive into the store (idempotent, incremental and resumable)."""
+    context.batch_size = batch_size
 
 
 def run_import(context: Context, make_connector: Callable[[], Connector], source: str | None) -> None:
@@ -104,7 +108,9 @@ def run_import(context: Context, make_connector: Callable[[], Connector], source
                 hidden += 1
 
         with _progress(connector.total_bytes()) as advance:
-            summary = ingest(store, connector, source, progress=advance, on_quarantine=report)
+            summary = ingest(
+                store, connector, source, progress=advance, on_quarantine=report, batch_size=context.batch_size
+            )
         if hidden:
             err.print(f"… and {hidden:,} more quarantined records (parvis quarantine list)", markup=False)
         out.print(summary.one_line(), markup=False, soft_wrap=True)

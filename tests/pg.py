@@ -56,7 +56,9 @@ def throwaway_cluster() -> Iterator[str]:
     )
     options = f"-h 127.0.0.1 -p {port} -k {workdir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     subprocess.run(
-        _as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"), "-w", "start"]),
+        _as_postgres(
+            [str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"), "-w", "start"]
+        ),
         check=True,
         capture_output=True,
     )

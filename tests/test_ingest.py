@@ -138,9 +138,18 @@ def test_thread_key_reply_joins_latest_conversation_in_window(store: Store) -> N
     records: list[Record] = [
         Activity("a", "message", at(0), title="Build fails", thread_key="subject:build fails"),
         Activity("b", "message", at(60 * 24 * 90), title="Build fails", thread_key="subject:build fails"),
-        Activity("c", "reply", at(60 * 24 * 91), title="Re: Build fails", thread_key="subject:build fails", reply_by_key=True),
+        Activity(
+            "c", "reply", at(60 * 24 * 91), title="Re: Build fails", thread_key="subject:build fails", reply_by_key=True
+        ),
         # Too late for any conversation with that key: it starts its own.
-        Activity("d", "reply", at(60 * 24 * 200), title="Re: Build fails", thread_key="subject:build fails", reply_by_key=True),
+        Activity(
+            "d",
+            "reply",
+            at(60 * 24 * 200),
+            title="Re: Build fails",
+            thread_key="subject:build fails",
+            reply_by_key=True,
+        ),
     ]
     ingest(store, ListConnector(records))
     assert conversation_of(store, "a") == "demo:a"
@@ -150,13 +159,13 @@ def test_thread_key_reply_joins_latest_conversation_in_window(store: Store) -> N
 
 
 def test_quarantine_keeps_raw_bytes_once(store: Store) -> None:
-    bad = Quarantined("dump.xml", "line 3, byte 120", "not well-formed", b"<row Id=\"\xff")
+    bad = Quarantined("dump.xml", "line 3, byte 120", "not well-formed", b'<row Id="\xff')
     first = ingest(store, ListConnector([bad]))
     second = ingest(store, ListConnector([bad]))
     assert (first.quarantined, second.quarantined, second.quarantined_before) == (1, 0, 1)
     with store.engine.connect() as connection:
         rows = connection.execute(select(quarantine.c.stream, quarantine.c.position, quarantine.c.raw)).all()
-    assert [tuple(row) for row in rows] == [("dump.xml", "line 3, byte 120", b"<row Id=\"\xff")]
+    assert [tuple(row) for row in rows] == [("dump.xml", "line 3, byte 120", b'<row Id="\xff')]
 
 
 def test_cursors_are_stored_and_given_back(store: Store) -> None:

@@ -23,9 +23,7 @@ def test_migrations_match_declared_schema(store: Store) -> None:
 def test_opening_twice_keeps_data_and_revision(store_url: str) -> None:
     first = open_store(store_url)
     with first.engine.begin() as connection:
-        connection.exec_driver_sql(
-            "INSERT INTO sources (id, platform, name, extras) VALUES ('s', 'test', 'S', '{}')"
-        )
+        connection.exec_driver_sql("INSERT INTO sources (id, platform, name, extras) VALUES ('s', 'test', 'S', '{}')")
     first.close()
     second = open_store(store_url)
     with second.engine.connect() as connection:
