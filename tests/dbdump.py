@@ -18,5 +18,5 @@ def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
             if table.name in LOG_TABLES:
                 continue
             rows = connection.execute(select(table)).all()
-            tables[table.name] = sorted((tuple(repr(value) for value in row) for row in rows))
+            tables[table.name] = sorted(tuple(repr(value) for value in row) for row in rows)
     return tables

@@ -34,8 +34,7 @@ class ListConnector:
 
     def records(self, resume: Mapping[str, Cursor], progress: ProgressFn | None = None) -> Iterator[Record]:
         self.resumed_from = dict(resume)
-        for record in self._records:
-            yield record
+        yield from self._records
 
 
 def at(minutes: int) -> datetime:

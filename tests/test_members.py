@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import Counter
 
@@ -94,15 +95,11 @@ def test_random_merges_and_unmerges_lose_nothing(store: Store, seed: int) -> Non
     for _ in range(25):
         if chooser.random() < 0.6:
             keep, absorb = chooser.sample(references, 2)
-            try:
+            with contextlib.suppress(MemberError):  # already the same member
                 merge(store, keep, absorb)
-            except MemberError:
-                pass  # already the same member
         else:
-            try:
+            with contextlib.suppress(MemberError):  # nothing merged into that member
                 unmerge(store, chooser.choice(references))
-            except MemberError:
-                pass  # nothing merged into that member
         with store.engine.connect() as connection:
             active = set(connection.execute(select(members.c.id).where(members.c.merged_into.is_(None))).scalars())
             owners = connection.execute(select(identities.c.member_id)).scalars().all()
