@@ -308,3 +308,7 @@ def demo(context: Context) -> None:
         out.print(summary.one_line(), markup=False)
     with user_errors():
         _print_stats(store_stats(context.store))
+
+
+if __name__ == "__main__":
+    main()

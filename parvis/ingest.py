@@ -111,7 +111,19 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
 
 
 def _digest(*parts: object) -> str:
-    return hashlib.blake2b(repr(parts).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    """Digest of a record's fields: strings as they are, bytes as they are, anything else by repr."""
+    hasher = hashlib.blake2b(digest_size=16)
+    texts: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, bytes):
+            hasher.update(part)
+            texts.append("\x1ebytes")
+        else:
+            texts.append("\x1e" + repr(part))
+    hasher.update("\x1f".join(texts).encode("utf-8", "surrogatepass"))
+    return hasher.hexdigest()
 
 
 def _insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -312,10 +324,19 @@ class Ingestor:
                     update(identities).where(identities.c.id == self.sid(record.native_id)).values(**fill)
                 )
                 self.summary.identities.updated += 1
-        new_rows = self._write_versioned_identities(connection, rows)
+        new_rows, changed_rows = self._write_versioned_identities(connection, rows)
         self._archive(connection, "identity", [(row["id"], records[row["native_id"]].raw) for row in new_rows])
+        self._archive(
+            connection,
+            "identity",
+            [(row["id"], records[row["native_id"]].raw) for row in changed_rows],
+            replacing=True,
+        )
 
-    def _write_versioned_identities(self, connection: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _write_versioned_identities(
+        self, connection: Connection, rows: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Insert new identities (with their members), update changed ones; return both lists."""
         existing = _existing(connection, identities, [row["id"] for row in rows], "content_hash")
         new_rows = [row for row in rows if row["id"] not in existing]
         # Members first: identities reference them.
@@ -329,6 +350,7 @@ class Ingestor:
         )
         _insert(connection, identities, new_rows)
         counts = self.summary.identities
+        changed_rows: list[dict[str, Any]] = []
         for row in rows:
             stored = existing.get(row["id"])
             if stored is None:
@@ -342,9 +364,10 @@ class Ingestor:
                 if name not in ("id", "source_id", "native_id", "member_id", "home_member_id")
             }
             connection.execute(update(identities).where(identities.c.id == row["id"]).values(**values))
+            changed_rows.append(row)
             counts.updated += 1
         counts.added += len(new_rows)
-        return new_rows
+        return new_rows, changed_rows
 
     def _identity_row(self, record: Identity) -> dict[str, Any]:
         identity_id = self.sid(record.native_id)
@@ -393,6 +416,7 @@ class Ingestor:
         resolver.prefetch(records, existing)
         new_rows: list[dict[str, Any]] = []
         archived: list[tuple[str, bytes | None]] = []
+        rearchived: list[tuple[str, bytes | None]] = []
         for record, activity_id, content_hash in zip(records, ids, hashes, strict=True):
             stored = existing.get(activity_id)
             if stored is not None and stored[0] == content_hash:
@@ -402,6 +426,7 @@ class Ingestor:
             if stored is None:
                 row["conversation_id"] = resolver.resolve(record, activity_id)
                 new_rows.append(row)
+                archived.append((activity_id, record.raw))
                 counts.added += 1
             else:
                 if record.conversation is not None:
@@ -409,11 +434,12 @@ class Ingestor:
                 values = {name: value for name, value in row.items() if name not in ("id", "source_id", "native_id")}
                 resolver.flush()
                 connection.execute(update(activities).where(activities.c.id == activity_id).values(**values))
+                rearchived.append((activity_id, record.raw))
                 counts.updated += 1
-            archived.append((activity_id, record.raw))
         resolver.flush()
         _insert(connection, activities, new_rows)
         self._archive(connection, "activity", archived)
+        self._archive(connection, "activity", rearchived, replacing=True)
 
     def _activity_row(self, record: Activity, activity_id: str, content_hash: str) -> dict[str, Any]:
         sid = self.sid
@@ -436,14 +462,24 @@ class Ingestor:
             "content_hash": content_hash,
         }
 
-    def _archive(self, connection: Connection, kind: str, items: Sequence[tuple[str, bytes | None]]) -> None:
+    def _archive(
+        self,
+        connection: Connection,
+        kind: str,
+        items: Sequence[tuple[str, bytes | None]],
+        *,
+        replacing: bool = False,
+    ) -> None:
+        """Keep the raw bytes of new records (``replacing``: of changed records)."""
         rows = [
             {"item_id": f"{kind}:{item_id}", "source_id": self.source_id, "payload": _compressed(raw)}
             for item_id, raw in items
             if raw is not None
         ]
-        if rows:
+        if replacing:
             _upsert(connection, raw_payloads, rows, ["item_id"])
+        else:
+            _insert(connection, raw_payloads, rows)
 
     def _write_links(self, connection: Connection, batch: _Batch) -> None:
         rows = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -64,6 +64,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'parvis.db'}"
     admin: str = request.getfixturevalue("pg_admin_url")
     return new_pg_database(admin)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def new_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
+    """Makes URLs of new empty stores, all on SQLite or all on PostgreSQL."""
+    numbers = itertools.count(1)
+    if request.param == "sqlite":
+        return lambda: f"sqlite:///{tmp_path / f'store{next(numbers)}.db'}"
+    admin: str = request.getfixturevalue("pg_admin_url")
+    return lambda: new_pg_database(admin)
 
 
 @pytest.fixture

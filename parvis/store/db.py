@@ -35,6 +35,8 @@ def _alembic_config() -> Config:
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # Large pages suit community text (mostly longer than a 4 KiB page) and scans; only a new file takes it.
+    cursor.execute("PRAGMA page_size=65536")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
