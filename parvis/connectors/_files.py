@@ -9,11 +9,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, cast
 
-from parvis.records import Checkpoint, Cursor, ProgressFn
+from parvis.records import Checkpoint, Cursor, ProgressFn, Quarantined
 
 
 class InputError(Exception):
@@ -72,6 +73,8 @@ class LineReader:
         self._hash = hashlib.sha1()
         self._pending = b""
         self._handle: IO[bytes] | None = None
+        # Why reading stopped early (a truncated or corrupt compressed file), or None.
+        self.failure: str | None = None
         self._raw_size = path.stat().st_size
         self._compressed = path.name.endswith(".gz")
 
@@ -106,7 +109,7 @@ class LineReader:
         offset = self.line_start
         hasher = self._hash
         try:
-            for line in handle:
+            for line in _lines_until_damage(handle, self):
                 if self._pending:
                     hasher.update(self._pending)
                 self._pending = line
@@ -125,6 +128,12 @@ class LineReader:
         if progress is not None and self._compressed and not self.resumed:
             progress(self._raw_size)
 
+    def quarantine_damage(self) -> Quarantined | None:
+        """After the loop: the unreadable rest of a damaged compressed file, if any."""
+        if self.failure is None:
+            return None
+        return Quarantined(self.stream, f"byte {self.line_start}", self.failure, b"")
+
     def checkpoint(self) -> Checkpoint:
         """Everything before the current line (or, after the loop, the whole file)."""
         lines_before = self.line_number - 1 if self._pending else self.line_number
@@ -133,6 +142,13 @@ class LineReader:
     def position(self) -> str:
         """Human-readable position of the current line, for error messages."""
         return f"line {self.line_number}, byte {self.line_start}"
+
+
+def _lines_until_damage(handle: IO[bytes], reader: LineReader) -> Iterator[bytes]:
+    try:
+        yield from handle
+    except (EOFError, OSError, zlib.error) as problem:
+        reader.failure = f"unreadable compressed data after this point ({problem})"
 
 
 def total_size(files: Sequence[tuple[str, Path]]) -> int:
