@@ -189,19 +189,18 @@ def stats(context: Context, as_json: bool) -> None:
 
 
 def _print_stats(figures: dict[str, Any]) -> None:
-    rows: list[tuple[str, dict[str, Any]]] = [*figures["sources"].items(), ("total", figures["total"])]
-    kinds = sorted({kind for _, counts in rows for kind in counts["activities_by_kind"]})
+    columns: list[tuple[str, dict[str, Any]]] = [*figures["sources"].items(), ("total", figures["total"])]
+    kinds = sorted({kind for _, counts in columns for kind in counts["activities_by_kind"]})
     table = Table(title=f"Parvis store: {len(figures['sources'])} sources")
-    for heading in ("source", "members", "identities", "conversations", "activities", *kinds, "quarantined"):
-        table.add_column(heading, justify="left" if heading == "source" else "right")
-    for name, counts in rows:
-        by_kind = counts["activities_by_kind"]
-        table.add_row(
-            name,
-            *(f"{counts[column]:,}" for column in ("members", "identities", "conversations", "activities")),
-            *(f"{by_kind.get(kind, 0):,}" for kind in kinds),
-            f"{counts['quarantined']:,}",
-        )
+    table.add_column("")
+    for name, _ in columns:
+        table.add_column(name, justify="right", overflow="fold")
+    for measure in ("members", "identities", "conversations", "activities"):
+        table.add_row(measure, *(f"{counts[measure]:,}" for _, counts in columns))
+        if measure == "activities":
+            for kind in kinds:
+                table.add_row(f"  {kind}", *(f"{counts['activities_by_kind'].get(kind, 0):,}" for _, counts in columns))
+    table.add_row("quarantined", *(f"{counts['quarantined']:,}" for _, counts in columns))
     out.print(table)
 
 

@@ -392,6 +392,7 @@ class Ingestor:
     def _activity_hash(self, record: Activity) -> str:
         return _digest(
             record.kind,
+            record.in_conversation,
             record.author,
             record.channel,
             record.conversation,
@@ -424,12 +425,12 @@ class Ingestor:
                 continue
             row = self._activity_row(record, activity_id, content_hash)
             if stored is None:
-                row["conversation_id"] = resolver.resolve(record, activity_id)
+                row["conversation_id"] = resolver.resolve(record, activity_id) if record.in_conversation else None
                 new_rows.append(row)
                 archived.append((activity_id, record.raw))
                 counts.added += 1
             else:
-                if record.conversation is not None:
+                if record.conversation is not None and record.in_conversation:
                     row["conversation_id"] = resolver.resolve(record, activity_id)
                 values = {name: value for name, value in row.items() if name not in ("id", "source_id", "native_id")}
                 resolver.flush()

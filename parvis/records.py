@@ -84,6 +84,9 @@ class Activity:
     ``thread_key`` started within ``THREAD_KEY_WINDOW`` before this activity;
     otherwise a new conversation rooted at this activity, registered under its
     ``thread_key`` so later replies by key can find it.
+
+    Activities that belong to no conversation (a badge, a join) set
+    ``in_conversation=False``.
     """
 
     native_id: str
@@ -101,6 +104,7 @@ class Activity:
     url: str | None = None
     thread_key: str | None = None
     reply_by_key: bool = False
+    in_conversation: bool = True
     extras: JSONDict = field(default_factory=dict)
     raw: bytes | None = None
 

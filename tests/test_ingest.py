@@ -181,3 +181,11 @@ def test_source_platform_clash_is_refused(store: Store) -> None:
     other.platform = "irc"
     with pytest.raises(IngestError, match="holds test data"):
         ingest(store, other, "demo")
+
+
+def test_activity_outside_any_conversation(store: Store) -> None:
+    badge = Activity("b1", "badge", at(0), author="alice", in_conversation=False, title="Teacher")
+    ingest(store, ListConnector([Identity("alice", "alice"), badge]))
+    with store.engine.connect() as connection:
+        assert connection.execute(select(activities.c.conversation_id)).scalar_one() is None
+    assert store_stats(store)["sources"]["demo"]["conversations"] == 0
