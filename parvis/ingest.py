@@ -240,9 +240,11 @@ class Ingestor:
 
     def load_cursors(self, connection: Connection) -> dict[str, Cursor]:
         rows = connection.execute(
-            select(cursors.c.stream, cursors.c.offset, cursors.c.digest).where(cursors.c.source_id == self.source_id)
+            select(cursors.c.stream, cursors.c.offset, cursors.c.digest, cursors.c.line).where(
+                cursors.c.source_id == self.source_id
+            )
         )
-        return {row.stream: Cursor(row.offset, row.digest.split(":")[0], int(row.digest.split(":")[1])) for row in rows}
+        return {row.stream: Cursor(row.offset, row.digest, row.line) for row in rows}
 
     # -- writing one batch -------------------------------------------------------------------------
 
@@ -531,7 +533,8 @@ class Ingestor:
                 "source_id": self.source_id,
                 "stream": point.stream,
                 "offset": point.offset,
-                "digest": f"{point.digest}:{point.line}",
+                "digest": point.digest,
+                "line": point.line,
             }
             for point in batch.checkpoints.values()
         ]

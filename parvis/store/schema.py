@@ -170,6 +170,7 @@ cursors = Table(
     Column("stream", String(), primary_key=True),
     Column("offset", Integer, nullable=False),
     Column("digest", String(40), nullable=False),
+    Column("line", Integer, nullable=False),
 )
 
 member_events = Table(

@@ -67,6 +67,7 @@ def upgrade() -> None:
         sa.Column("stream", sa.String(), nullable=False),
         sa.Column("offset", sa.Integer(), nullable=False),
         sa.Column("digest", sa.String(length=40), nullable=False),
+        sa.Column("line", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["source_id"], ["sources.id"], name=op.f("fk_cursors_source_id_sources")),
         sa.PrimaryKeyConstraint("source_id", "stream", name=op.f("pk_cursors")),
     )
