@@ -4,17 +4,19 @@ Each file holds one ``<row .../>`` element per line.  Lines are read one at a
 time (any of them may be broken without losing the others) and parsed with the
 C XML parser (expat).  See docs/connectors/stackexchange.md for the mapping.
 
-Memory stays small whatever the dump's size.  Kept while reading:
+No post text is kept in memory.  Kept while reading:
 
-* the dates of the accept votes (VoteTypeId 1 rows only), read before the posts;
+* the dates of the accept votes (VoteTypeId 1 rows only: one entry per accepted
+  answer), read from Votes.xml when the first accepted answer is met in Posts.xml;
 * which post ids are questions, as a bitmap (one bit per post id);
 * the questions whose accepted answer has not been read yet (usually a handful);
 * the tag names, the tag wiki post ids, and the display names of deleted users
   already emitted.
 
 A resumed import reads the part of Posts.xml and Tags.xml that the cursor covers
-again, but only to rebuild that state, so a resumed import emits exactly what
-an uninterrupted one emits after the same point.
+again, but only to rebuild that state (for a Posts.xml imported completely, only
+once a later file needs it), so a resumed import emits exactly what an
+uninterrupted one emits after the same point.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
+from urllib.parse import quote
 from xml.parsers import expat
 
 from parvis.connectors._files import InputError, LineReader, open_binary
@@ -118,7 +121,6 @@ HISTORY_TYPES: Final = {
 LINK_TYPES: Final = {1: "linked", 3: "duplicate"}
 BADGE_CLASSES: Final = {1: "gold", 2: "silver", 3: "bronze"}
 COMMUNITY_USER_ID: Final = -1
-BADGES_CONVERSATION: Final = "badges"
 
 _BOM: Final = b"\xef\xbb\xbf"
 _ROOT_TAG = re.compile(rb"</?[A-Za-z]+\s*>")
@@ -238,10 +240,11 @@ def parse_row(line: bytes) -> dict[str, str] | None:
         return attributes
     if text.startswith(b"<?xml") or _ROOT_TAG.fullmatch(text):
         return None
-    raise _BadRow("not a <row .../> element")
+    raise _BadRow(_undecodable(text) or "not a <row .../> element")
 
 
-def _diagnose(text: bytes, error: Exception) -> str:
+def _undecodable(text: bytes) -> str | None:
+    """Why bytes cannot be XML text at all, if they cannot."""
     try:
         text.decode("utf-8")
     except UnicodeDecodeError as problem:
@@ -249,6 +252,13 @@ def _diagnose(text: bytes, error: Exception) -> str:
     control = _CONTROL_CHARACTER.search(text)
     if control is not None:
         return f"control character {control.group()!r} at column {control.start() + 1}"
+    return None
+
+
+def _diagnose(text: bytes, error: Exception) -> str:
+    undecodable = _undecodable(text)
+    if undecodable is not None:
+        return undecodable
     if not text.endswith(b"/>"):
         return "truncated row (no closing '/>')"
     return f"malformed XML: {error}"
@@ -272,13 +282,17 @@ def source_slug(name: str, site: str | None) -> str:
 
 
 class PostIdSet:
-    """A set of non-negative post ids, one bit each."""
+    """A set of post ids: one bit each up to ``BITMAP_LIMIT`` (32 MiB at most), a plain set beyond (bad data)."""
+
+    BITMAP_LIMIT: Final = 1 << 28
 
     def __init__(self) -> None:
         self._bits = bytearray()
+        self._others: set[int] = set()
 
     def add(self, number: int) -> None:
-        if number < 0:
+        if not 0 <= number < self.BITMAP_LIMIT:
+            self._others.add(number)
             return
         index = number >> 3
         if index >= len(self._bits):
@@ -286,8 +300,10 @@ class PostIdSet:
         self._bits[index] |= 1 << (number & 7)
 
     def __contains__(self, number: int) -> bool:
+        if not 0 <= number < self.BITMAP_LIMIT:
+            return number in self._others
         index = number >> 3
-        return number >= 0 and index < len(self._bits) and bool(self._bits[index] & (1 << (number & 7)))
+        return index < len(self._bits) and bool(self._bits[index] & (1 << (number & 7)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +388,8 @@ class StackExchangeConnector:
             if not os.access(path, os.R_OK):
                 raise InputError(f"{path}: not readable")
         name = folder.resolve().name
-        self.site = site.lower() if site else site_from_folder_name(name)
+        self.site = site.lower().removeprefix("https://").removeprefix("http://").strip("/") if site else None
+        self.site = self.site or site_from_folder_name(name)
         self.default_source = source_slug(name, self.site)
 
     @staticmethod
@@ -393,12 +410,10 @@ class StackExchangeConnector:
         return sum(path.stat().st_size for path in self.files.values())
 
     def records(self, resume: Mapping[str, Cursor], progress: ProgressFn | None = None) -> Iterator[Record]:
-        votes = self.files.get("Votes")
-        reading = _DumpReading(self.site, _accept_vote_dates(votes) if votes is not None else {})
+        reading = _DumpReading(self.site, self.files.get("Votes"))
+        # Tags.xml and Posts.xml feed the state later files use: see _read_with_state.
         handlers: dict[str, RowHandler] = {
             "Users": reading.user,
-            "Tags": reading.tag,
-            "Posts": reading.post,
             "Comments": reading.comment,
             "Votes": reading.vote,
             "Badges": reading.badge,
@@ -454,22 +469,7 @@ def _read_table(reader: LineReader, handler: RowHandler, skip_until: int = 0) ->
     Lines before byte ``skip_until`` (already imported) only update the state the handler keeps.
     """
     since_checkpoint = 0
-    lines = iter(reader)
-    line = b""
-    while True:
-        try:
-            line = next(lines)
-        except StopIteration:
-            break
-        except _READ_ERRORS as problem:
-            end = reader.line_start + len(line) if reader.line_number else 0
-            yield Quarantined(
-                reader.stream,
-                f"line {reader.line_number + 1}, byte {end}",
-                f"file unreadable from here on: {problem}",
-                b"",
-            )
-            break
+    for line in reader:
         emit = reader.line_start >= skip_until
         if emit and since_checkpoint >= CHECKPOINT_EVERY:
             yield reader.checkpoint()
@@ -487,16 +487,18 @@ def _read_table(reader: LineReader, handler: RowHandler, skip_until: int = 0) ->
         if emit:
             yield from records
             since_checkpoint += len(records)
-    if skip_until < 0:
-        yield reader.checkpoint()
+    damage = reader.quarantine_damage()
+    if damage is not None:
+        yield damage
 
 
 class _DumpReading:
     """The state of one pass over a dump, and the conversion of each kind of row."""
 
-    def __init__(self, site: str | None, accept_dates: dict[int, datetime]) -> None:
+    def __init__(self, site: str | None, votes: Path | None) -> None:
         self.site = site
-        self.accept_dates = accept_dates
+        self._votes = votes
+        self._accept_dates: dict[int, datetime] | None = None
         self.questions = PostIdSet()
         self.known_tags: set[str] = set()
         self.wiki_tags: dict[int, str] = {}
@@ -505,6 +507,13 @@ class _DumpReading:
         self._deferred_posts: Path | None = None
 
     # -- shared pieces ---------------------------------------------------------------------------
+
+    @property
+    def accept_dates(self) -> dict[int, datetime]:
+        """Answer id -> date of its accept vote, read from Votes.xml when the first accept is built."""
+        if self._accept_dates is None:
+            self._accept_dates = _accept_vote_dates(self._votes) if self._votes is not None else {}
+        return self._accept_dates
 
     def defer_post_scan(self, path: Path) -> None:
         self._deferred_posts = path
@@ -527,7 +536,7 @@ class _DumpReading:
 
     def _author(self, row: Mapping[str, str], id_name: str, name_name: str, out: list[Record]) -> str | None:
         """The author's native id; a deleted user's identity (known by name only) is added to ``out``."""
-        user_id = row.get(id_name)
+        user_id = _int(row, id_name)
         if user_id is not None:
             return f"u{user_id}"
         display_name = row.get(name_name)
@@ -542,11 +551,14 @@ class _DumpReading:
     def _url(self, path: str) -> str | None:
         return f"https://{self.site}/{path}" if self.site else None
 
+    def _tag_url(self, name: str) -> str | None:
+        return self._url(f"questions/tagged/{quote(name, safe='')}")
+
     def _tag_channel(self, name: str, out: list[Record]) -> str:
         native_id = f"tag:{name}"
         if name not in self.known_tags:
             self.known_tags.add(name)
-            out.append(Channel(native_id, name, kind="tag", url=self._url(f"questions/tagged/{name}")))
+            out.append(Channel(native_id, name, kind="tag", url=self._tag_url(name)))
         return native_id
 
     # -- one handler per file ----------------------------------------------------------------------
@@ -602,7 +614,15 @@ class _DumpReading:
                 "is_moderator_only": row.get("IsModeratorOnly") == "True" or None,
             }
         )
-        return [Channel(f"tag:{name}", name, kind="tag", url=self._url(f"questions/tagged/{name}"), extras=extras)]
+        return [
+            Channel(
+                f"tag:{name}",
+                name,
+                kind="tag",
+                url=self._tag_url(name),
+                extras=extras,
+            )
+        ]
 
     def post(self, row: dict[str, str], line: bytes, emit: bool) -> list[Record]:
         post_id = _required_int(row, "Id")
@@ -643,7 +663,7 @@ class _DumpReading:
                 text_plain=html_to_text(body) if body is not None else None,
                 text_format="html",
                 edited_at=_time(row, "LastEditDate"),
-                url=self._url(f"tags/{tag}/info") if tag is not None else None,
+                url=self._url(f"tags/{quote(tag, safe='')}/info") if tag is not None else None,
                 extras=extras,
                 raw=line.strip(),
             )
@@ -811,7 +831,7 @@ class _DumpReading:
         post_id = _required_int(row, "PostId")
         vote_type = _required_int(row, "VoteTypeId")
         created_at = _required_time(row, "CreationDate")
-        user_id = row.get("UserId")
+        user_id = _int(row, "UserId")
         extras = _without_none(
             {
                 "vote_type": VOTE_TYPES.get(vote_type, f"type_{vote_type}"),
@@ -850,7 +870,8 @@ class _DumpReading:
             kind=ActivityKind.BADGE,
             created_at=_required_time(row, "Date"),
             author=f"u{user_id}",
-            conversation=BADGES_CONVERSATION,
+            title=name,
+            in_conversation=False,
             extras=extras,
             raw=line.strip(),
         )
