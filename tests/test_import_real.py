@@ -46,9 +46,7 @@ def se_expected(folder: Path) -> dict[str, int]:
         ("se_french_language_meta", None),
     ],
 )
-def test_stackexchange_dump(
-    folder: str, published: dict[str, int] | None, shared_data: Path, store_url: str
-) -> None:
+def test_stackexchange_dump(folder: str, published: dict[str, int] | None, shared_data: Path, store_url: str) -> None:
     dump = shared_data / folder
     expected = se_expected(dump)
     if published is not None:
@@ -118,7 +116,9 @@ def test_mailing_list_archive(shared_data: Path, store_url: str) -> None:
     assert figures["quarantined"] == 0
 
 
-def test_mailing_list_duplicates_across_files_are_stored_once(shared_data: Path, sqlite_url: str, tmp_path: Path) -> None:
+def test_mailing_list_duplicates_across_files_are_stored_once(
+    shared_data: Path, sqlite_url: str, tmp_path: Path
+) -> None:
     source = shared_data / "mailinglist_r_package_devel" / "archive" / "2016q1.txt.gz"
     copies = tmp_path / "copies"
     copies.mkdir()

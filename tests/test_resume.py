@@ -49,9 +49,7 @@ def import_args(kind: str, paths: list[str]) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
-def test_kill_and_resume_gives_the_same_store(
-    fmt: str, shared_data: Path, new_store_url: Callable[[], str]
-) -> None:
+def test_kill_and_resume_gives_the_same_store(fmt: str, shared_data: Path, new_store_url: Callable[[], str]) -> None:
     kind, paths_of = FORMATS[fmt]
     args = import_args(kind, paths_of(shared_data))
     reference_url = new_store_url()
