@@ -213,3 +213,19 @@ def test_errors_are_one_clear_line(sqlite_url: str, tmp_path: Path) -> None:
     unreachable = parvis("stats", db="postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert unreachable.returncode == 1
     assert "database error" in unreachable.stderr and "Traceback" not in unreachable.stderr
+
+
+def test_demo_imports_the_bundled_sample(shared_data: Path, tmp_path: Path) -> None:
+    """The README's main command: the bundled sample is the real French Language Meta dump."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    result = parvis("demo", db=url)
+    assert result.returncode == 0, result.stderr
+    expected = se_expected(shared_data / "se_french_language_meta")
+    kinds = stats(url)["sources"]["french-language-meta"]["activities_by_kind"]
+    assert {kind: kinds[kind] for kind in ("question", "answer", "accept", "comment")} == {
+        kind: expected[kind] for kind in ("question", "answer", "accept", "comment")
+    }
+    store = open_store(url)
+    with store.engine.connect() as connection:
+        url_of_first = connection.exec_driver_sql("SELECT url FROM activities WHERE native_id = 'p1'").scalar_one()
+    assert url_of_first == "https://french.meta.stackexchange.com/q/1"
