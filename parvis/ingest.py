@@ -126,16 +126,63 @@ def _digest(*parts: object) -> str:
     return hasher.hexdigest()
 
 
+@dataclass(frozen=True)
+class _PreparedInsert:
+    """An INSERT ... ON CONFLICT DO NOTHING compiled once, with the columns' own bind processors."""
+
+    sql: str
+    columns: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    positional: bool
+
+
+_prepared_inserts: dict[tuple[str, str, tuple[str, ...]], _PreparedInsert] = {}
+
+
+def _prepare_insert(connection: Connection, table: Table, columns: tuple[str, ...]) -> _PreparedInsert:
+    dialect = connection.dialect
+    key = (dialect.name, table.name, columns)
+    prepared = _prepared_inserts.get(key)
+    if prepared is None:
+        module = postgresql if dialect.name == "postgresql" else sqlite
+        compiled = module.insert(table).on_conflict_do_nothing().compile(dialect=dialect, column_keys=list(columns))
+        positional = bool(compiled.positiontup)
+        order = tuple(compiled.positiontup) if positional else columns
+        prepared = _PreparedInsert(
+            compiled.string,
+            order,
+            tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order),
+            positional,
+        )
+        _prepared_inserts[key] = prepared
+    return prepared
+
+
 def _insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows (all with the same keys), skipping ids already stored.
+
+    The hot path of every import: the statement is compiled once and the rows go
+    straight to the driver's executemany, converted by SQLAlchemy's own column
+    processors so they read back exactly as if SQLAlchemy had written them.
+    """
     if not rows:
         return
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        connection.execute(postgresql.insert(table).on_conflict_do_nothing(), list(rows))
-    elif dialect == "sqlite":
-        connection.execute(sqlite.insert(table).on_conflict_do_nothing(), list(rows))
+    prepared = _prepare_insert(connection, table, tuple(rows[0]))
+    pairs = tuple(zip(prepared.columns, prepared.processors, strict=True))
+    converted = [
+        tuple(
+            value if process is None or value is None else process(value)
+            for name, process in pairs
+            for value in (row[name],)
+        )
+        for row in rows
+    ]
+    if prepared.positional:
+        connection.exec_driver_sql(prepared.sql, converted)
     else:
-        connection.execute(table.insert(), list(rows))
+        connection.exec_driver_sql(
+            prepared.sql, [dict(zip(prepared.columns, values, strict=True)) for values in converted]
+        )
 
 
 def _upsert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
