@@ -168,21 +168,20 @@ def _insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, An
     if not rows:
         return
     prepared = _prepare_insert(connection, table, tuple(rows[0]))
-    pairs = tuple(zip(prepared.columns, prepared.processors, strict=True))
-    converted = [
-        tuple(
-            value if process is None or value is None else process(value)
-            for name, process in pairs
-            for value in (row[name],)
-        )
-        for row in rows
-    ]
+    columns = prepared.columns
+    processing = [(index, process) for index, process in enumerate(prepared.processors) if process is not None]
+    converted: list[list[Any]] = []
+    for row in rows:
+        values = [row[name] for name in columns]
+        for index, process in processing:
+            value = values[index]
+            if value is not None:
+                values[index] = process(value)
+        converted.append(values)
     if prepared.positional:
-        connection.exec_driver_sql(prepared.sql, converted)
+        connection.exec_driver_sql(prepared.sql, [tuple(values) for values in converted])
     else:
-        connection.exec_driver_sql(
-            prepared.sql, [dict(zip(prepared.columns, values, strict=True)) for values in converted]
-        )
+        connection.exec_driver_sql(prepared.sql, [dict(zip(columns, values, strict=True)) for values in converted])
 
 
 def _upsert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
