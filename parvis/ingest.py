@@ -10,9 +10,12 @@ stable ids, so importing the same data twice changes nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -212,6 +215,11 @@ def _existing(connection: Connection, table: Table, ids: Sequence[str], *columns
 
 def _compressed(raw: bytes) -> bytes:
     return zlib.compress(raw, 1)
+
+
+@functools.cache
+def _compressor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="parvis-zlib")
 
 
 class _Batch:
@@ -520,10 +528,12 @@ class Ingestor:
         replacing: bool = False,
     ) -> None:
         """Keep the raw bytes of new records (``replacing``: of changed records)."""
+        kept = [(item_id, raw) for item_id, raw in items if raw is not None]
+        # zlib releases the GIL: compressing a batch on two threads nearly halves its cost.
+        payloads = list(_compressor().map(_compressed, [raw for _, raw in kept], chunksize=256))
         rows = [
-            {"item_id": f"{kind}:{item_id}", "source_id": self.source_id, "payload": _compressed(raw)}
-            for item_id, raw in items
-            if raw is not None
+            {"item_id": f"{kind}:{item_id}", "source_id": self.source_id, "payload": payload}
+            for (item_id, _), payload in zip(kept, payloads, strict=True)
         ]
         if replacing:
             _upsert(connection, raw_payloads, rows, ["item_id"])

@@ -48,12 +48,20 @@ def open_binary(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
-class LineReader:
-    """Iterates over the lines (bytes, newline kept) of one file.
+BLOCK_SIZE = 1 << 20
+COMPRESSED_READ = 1 << 16  # what a damaged compressed file can lose at the damage point
+MAX_LINE = 64 << 20
 
-    While a line is being handled, ``line_start`` is its offset and
-    ``checkpoint()`` describes everything before it; after the loop,
-    ``checkpoint()`` covers the whole file.
+
+class LineReader:
+    """Reads one file by lines, or by blocks of whole lines, keeping byte offsets and a resumable digest.
+
+    Iterating gives lines (bytes, newline kept); while a line is being handled,
+    ``line_start`` is its offset and ``checkpoint()`` describes everything before it.
+    ``blocks()`` gives ``(offset, bytes)`` blocks of whole lines instead, for connectors
+    that find record boundaries themselves; ``checkpoint_at(offset)`` and
+    ``position_at(offset)`` then work for any offset inside the current block.  After
+    either loop, ``checkpoint()`` covers the whole file.
     """
 
     def __init__(
@@ -68,13 +76,15 @@ class LineReader:
         self.line_start = 0
         self.line_number = 0  # 1-based number of the current line
         self.resumed = False
+        # Why reading stopped early (a truncated or corrupt compressed file), or None.
+        self.failure: str | None = None
         self._resume = resume
         self._progress = progress
         self._hash = hashlib.sha1()
-        self._pending = b""
-        self._handle: IO[bytes] | None = None
-        # Why reading stopped early (a truncated or corrupt compressed file), or None.
-        self.failure: str | None = None
+        self._lines_before_block = 0
+        self._block_start = 0
+        self._block = b""
+        self._counted = (0, 0)  # (offset inside the block, newlines before it): speeds up position_at
         self._raw_size = path.stat().st_size
         self._compressed = path.name.endswith(".gz")
 
@@ -85,70 +95,125 @@ class LineReader:
             return handle
         prefix_hash = hashlib.sha1()
         remaining = cursor.offset
-        while remaining > 0:
-            chunk = handle.read(min(remaining, 1 << 20))
-            if not chunk:
-                break
-            prefix_hash.update(chunk)
-            remaining -= len(chunk)
+        try:
+            while remaining > 0:
+                chunk = handle.read(min(remaining, BLOCK_SIZE))
+                if not chunk:
+                    break
+                prefix_hash.update(chunk)
+                remaining -= len(chunk)
+        except (EOFError, OSError, zlib.error):
+            remaining = -1
         if remaining == 0 and prefix_hash.hexdigest() == cursor.digest:
             self._hash = prefix_hash
-            self.line_start = cursor.offset
-            self.line_number = cursor.line
+            self._block_start = self.line_start = cursor.offset
+            self._lines_before_block = self.line_number = cursor.line
             self.resumed = True
             return handle
         handle.close()
         return open_binary(self.path)
 
-    def __iter__(self) -> Iterator[bytes]:
+    def _read(self, handle: IO[bytes]) -> bytes:
+        # read1 returns what could be decompressed so far, so a damaged file yields its good part.
+        read = getattr(handle, "read1", handle.read)
+        try:
+            data: bytes = read(COMPRESSED_READ if self._compressed else BLOCK_SIZE)
+            return data
+        except (EOFError, OSError, zlib.error) as problem:
+            self.failure = f"unreadable compressed data after this point ({problem})"
+            return b""
+
+    def blocks(self) -> Iterator[tuple[int, bytes]]:
         handle = self._open_at_resume_point()
-        self._handle = handle
         progress = self._progress
         if progress is not None and self.resumed:
-            progress(self._raw_size if self._compressed else self.line_start)
-        offset = self.line_start
-        hasher = self._hash
+            progress(self._raw_size if self._compressed else self._block_start)
+        carry = b""
         try:
-            for line in _lines_until_damage(handle, self):
-                if self._pending:
-                    hasher.update(self._pending)
-                self._pending = line
-                self.line_start = offset
-                self.line_number += 1
-                offset += len(line)
+            while True:
+                chunk = self._read(handle)
+                if not chunk:
+                    break
                 if progress is not None and not self._compressed:
-                    progress(len(line))
-                yield line
-            if self._pending:
-                hasher.update(self._pending)
-                self._pending = b""
-            self.line_start = offset
+                    progress(len(chunk))
+                data = carry + chunk if carry else chunk
+                cut = data.rfind(b"\n") + 1
+                if cut == 0 and len(data) < MAX_LINE:
+                    carry = data
+                    continue
+                cut = cut or len(data)
+                carry = data[cut:]
+                yield from self._handle_block(data[:cut])
+            if carry:
+                yield from self._handle_block(carry)
         finally:
             handle.close()
+        self.line_start = self._block_start
         if progress is not None and self._compressed and not self.resumed:
             progress(self._raw_size)
+
+    def _handle_block(self, block: bytes) -> Iterator[tuple[int, bytes]]:
+        self._block = block
+        self._counted = (0, 0)
+        yield self._block_start, block
+        self._hash.update(block)
+        self._lines_before_block += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        self._block_start += len(block)
+        self._block = b""
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start, block in self.blocks():
+            offset = start
+            pieces = block.split(b"\n")
+            last = pieces.pop()
+            for piece in pieces:
+                self.line_start = offset
+                self.line_number += 1
+                line = piece + b"\n"
+                offset += len(line)
+                yield line
+            if last:
+                self.line_start = offset
+                self.line_number += 1
+                yield last
+
+    def _newlines_before(self, offset: int) -> int:
+        relative = offset - self._block_start
+        known_offset, known_count = self._counted
+        if relative >= known_offset:
+            count = known_count + self._block.count(b"\n", known_offset, relative)
+        else:
+            count = self._block.count(b"\n", 0, relative)
+        self._counted = (relative, count)
+        return count
+
+    def checkpoint_at(self, offset: int) -> Checkpoint:
+        """Everything before ``offset``, an offset inside the current block (at a line start)."""
+        hasher = self._hash.copy()
+        hasher.update(self._block[: offset - self._block_start])
+        return Checkpoint(
+            self.stream, offset, hasher.hexdigest(), self._lines_before_block + self._newlines_before(offset)
+        )
+
+    def position_at(self, offset: int) -> str:
+        """Human-readable position of the line starting at ``offset`` in the current block."""
+        return f"line {self._lines_before_block + self._newlines_before(offset) + 1}, byte {offset}"
 
     def quarantine_damage(self) -> Quarantined | None:
         """After the loop: the unreadable rest of a damaged compressed file, if any."""
         if self.failure is None:
             return None
-        return Quarantined(self.stream, f"byte {self.line_start}", self.failure, b"")
+        return Quarantined(self.stream, f"byte {self._block_start}", self.failure, b"")
 
     def checkpoint(self) -> Checkpoint:
         """Everything before the current line (or, after the loop, the whole file)."""
-        lines_before = self.line_number - 1 if self._pending else self.line_number
-        return Checkpoint(self.stream, self.line_start, self._hash.hexdigest(), lines_before)
+        if self._block:
+            return self.checkpoint_at(self.line_start)
+        return Checkpoint(self.stream, self._block_start, self._hash.hexdigest(), self._lines_before_block)
 
     def position(self) -> str:
         """Human-readable position of the current line, for error messages."""
         return f"line {self.line_number}, byte {self.line_start}"
-
-
-def _lines_until_damage(handle: IO[bytes], reader: LineReader) -> Iterator[bytes]:
-    try:
-        yield from handle
-    except (EOFError, OSError, zlib.error) as problem:
-        reader.failure = f"unreadable compressed data after this point ({problem})"
 
 
 def total_size(files: Sequence[tuple[str, Path]]) -> int:

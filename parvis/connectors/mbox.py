@@ -31,6 +31,11 @@ SEPARATOR = re.compile(
     rb"(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})\s*$"
 )
 MONTHS = {name: number for number, name in enumerate(b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+SEPARATORS = re.compile(
+    rb"^From \S[^\n]*? (?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +"
+    rb"\d{1,2} \d\d:\d\d:\d\d \d{4}[ \t\r]*$",
+    re.M,
+)
 HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
 ANGLE_IDS = re.compile(r"<([^<>\s]+)>")
 LIST_TAG = re.compile(r"^\s*\[([^\]]{1,80})\]\s*")
@@ -153,31 +158,34 @@ class MailArchiveConnector:
             yield from self._read_file(reader, seen_senders)
 
     def _read_file(self, reader: LineReader, seen_senders: dict[str, tuple[bool, bool]]) -> Iterator[Record]:
-        lines: list[bytes] = []
-        separator: re.Match[bytes] | None = None
-        position = ""
-        size = 0
+        pending: list[bytes] = []  # the message being read, when it spans blocks
+        pending_separator: re.Match[bytes] | None = None
+        pending_position = ""
+        pending_size = 0
         count = 0
-        for line in reader:
-            match = SEPARATOR.match(line) if line.startswith(b"From ") else None
-            if match is None:
-                if separator is None and not lines and not line.strip():
-                    continue
-                if size < MAX_MESSAGE_BYTES:
-                    lines.append(line)
-                    size += len(line)
-                continue
-            if lines or separator is not None:
-                yield from self._message(reader.stream, position, separator, lines, seen_senders)
-                count += 1
-                if count % CHECKPOINT_EVERY == 0:
-                    yield reader.checkpoint()
-            separator = match
-            position = reader.position()
-            lines = [line]
-            size = len(line)
-        if lines:
-            yield from self._message(reader.stream, position or reader.position(), separator, lines, seen_senders)
+        for start, block in reader.blocks():
+            cursor = 0
+            for match in SEPARATORS.finditer(block):
+                head = block[cursor : match.start()]
+                if pending or pending_separator is not None or head.strip():
+                    if pending_size < MAX_MESSAGE_BYTES:
+                        pending.append(head)
+                    position = pending_position or reader.position_at(start)
+                    yield from self._message(reader.stream, position, pending_separator, pending, seen_senders)
+                    count += 1
+                    if count % CHECKPOINT_EVERY == 0:
+                        yield reader.checkpoint_at(start + match.start())
+                separator = SEPARATOR.match(match.group())
+                pending, pending_separator = [], separator
+                pending_position = reader.position_at(start + match.start())
+                pending_size = 0
+                cursor = match.start()
+            tail = block[cursor:]
+            if pending_size < MAX_MESSAGE_BYTES:
+                pending.append(tail)
+                pending_size += len(tail)
+        if pending_separator is not None or any(piece.strip() for piece in pending):
+            yield from self._message(reader.stream, pending_position, pending_separator, pending, seen_senders)
         damage = reader.quarantine_damage()
         if damage is not None:
             yield damage
@@ -192,6 +200,7 @@ class MailArchiveConnector:
         seen_senders: dict[str, tuple[bool, bool]],
     ) -> Iterator[Record]:
         raw = b"".join(lines)
+        lines = raw.splitlines(keepends=True)
         body_start = 1 if separator is not None else 0
         headers, body_from = self._headers(lines, body_start)
         if "from" not in headers and "message-id" not in headers:
@@ -347,7 +356,10 @@ class MailArchiveConnector:
     @staticmethod
     def _plain(text: str) -> str:
         """The message's own words: quoted lines, the list footer and trailing blank lines removed."""
-        text = MAILING_FOOTER.sub("\n", text)
+        if "\n____" in text:
+            text = MAILING_FOOTER.sub("\n", text)
+        if not text.startswith(">") and "\n>" not in text:
+            return text.strip()
         kept = [line for line in text.splitlines() if not line.startswith(">")]
         return "\n".join(kept).strip()
 
