@@ -8,7 +8,7 @@ stable store ids by prefixing the source id.  See docs/model.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeAlias
@@ -143,6 +143,9 @@ class Checkpoint:
     line: int
 
 
+ProgressFn: TypeAlias = Callable[[int], None]
+"""Called with the number of bytes just read, for progress bars."""
+
 Record: TypeAlias = Channel | Identity | Activity | Link | Quarantined | Checkpoint
 
 
@@ -175,7 +178,3 @@ class Connector(Protocol):
         the stream still starts with the same bytes.
         """
         ...
-
-
-class ProgressFn(Protocol):
-    def __call__(self, advanced_bytes: int) -> None: ...
