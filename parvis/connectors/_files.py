@@ -216,5 +216,24 @@ class LineReader:
         return f"line {self.line_number}, byte {self.line_start}"
 
 
+def prefix_matches(path: Path, cursor: Cursor | None) -> bool:
+    """Whether ``path`` still begins with the bytes a cursor was taken over."""
+    if cursor is None or cursor.offset <= 0:
+        return False
+    hasher = hashlib.sha1()
+    remaining = cursor.offset
+    try:
+        with open_binary(path) as handle:
+            while remaining > 0:
+                chunk = handle.read(min(remaining, BLOCK_SIZE))
+                if not chunk:
+                    return False
+                hasher.update(chunk)
+                remaining -= len(chunk)
+    except (EOFError, OSError, zlib.error):
+        return False
+    return hasher.hexdigest() == cursor.digest
+
+
 def total_size(files: Sequence[tuple[str, Path]]) -> int:
     return sum(path.stat().st_size for _, path in files)

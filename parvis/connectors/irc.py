@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from parvis.connectors._files import InputError, LineReader, expand_paths, total_size
+from parvis.connectors._files import InputError, LineReader, expand_paths, prefix_matches, total_size
 from parvis.records import Activity, Channel, Cursor, Identity, Link, ProgressFn, Quarantined, Record
 
 CHECKPOINT_EVERY = 500
@@ -154,7 +154,10 @@ class IrcLogConnector:
             except ValueError:
                 day = None
         clock = _Clock(day, self.tz)
-        reader = LineReader(stream, path, cursor, progress)
+        # Dates, the reply window and nick changes depend on earlier lines: a resumed file is read
+        # again from its start, and only what follows the cursor is emitted.
+        emit_from = cursor.offset if cursor is not None and prefix_matches(path, cursor) else 0
+        reader = LineReader(stream, path, None, progress)
         recent: deque[tuple[datetime, str, str]] = deque()  # (time, nick key, native id) of recent messages
         seen: set[str] = set()
         previous_time: datetime | None = None
@@ -163,9 +166,14 @@ class IrcLogConnector:
             index = reader.line_number - 1
             native_id = f"{stream}#{index}"
             count += 1
-            if count % CHECKPOINT_EVERY == 0:
+            if count % CHECKPOINT_EVERY == 0 and reader.line_start >= emit_from:
                 yield reader.checkpoint()
             parsed = self._parse(line, clock, previous_time)
+            if reader.line_start < emit_from:
+                self._replay(parsed, index, stream, recent, seen)
+                if not isinstance(parsed, str) and parsed[3] is not None:
+                    previous_time = parsed[3]
+                continue
             if isinstance(parsed, str):
                 if line.strip():
                     yield Quarantined(stream, reader.position(), parsed, line)
@@ -224,6 +232,25 @@ class IrcLogConnector:
         if damage is not None:
             yield damage
         yield reader.checkpoint()
+
+    @staticmethod
+    def _replay(
+        parsed: str | tuple[str, str | None, str, datetime | None, str | None],
+        index: int,
+        stream: str,
+        recent: deque[tuple[datetime, str, str]],
+        seen: set[str],
+    ) -> None:
+        """Update the reading state for a line imported before, without emitting it."""
+        if isinstance(parsed, str):
+            return
+        kind, nick, _text, created_at, _ = parsed
+        if nick:
+            seen.add(_nick_key(nick))
+        if kind == "message" and nick and created_at is not None:
+            recent.append((created_at, _nick_key(nick), f"{stream}#{index}"))
+            while recent and created_at - recent[0][0] > REPLY_WINDOW:
+                recent.popleft()
 
     @staticmethod
     def _addressed(text: str, created_at: datetime, recent: deque[tuple[datetime, str, str]]) -> str | None:
