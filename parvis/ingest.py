@@ -610,7 +610,7 @@ class _ConversationResolver:
 
     def prefetch(self, records: Sequence[Activity], existing: Mapping[str, Any]) -> None:
         sid = self.ingestor.sid
-        parent_ids = sorted({sid(r.parent) for r in records if r.parent is not None and r.conversation is None})
+        parent_ids = sorted({sid(r.parent) for r in records if r.parent is not None})
         for chunk in _chunks(parent_ids):
             for row in self.connection.execute(
                 select(activities.c.id, activities.c.conversation_id).where(activities.c.id.in_(chunk))
@@ -642,11 +642,13 @@ class _ConversationResolver:
 
     def resolve(self, record: Activity, activity_id: str) -> str:
         sid = self.ingestor.sid
-        if record.conversation is not None:
+        parent_conversation = self.activity_conversation.get(sid(record.parent)) if record.parent else None
+        if parent_conversation is not None:
+            conversation_id = parent_conversation
+        elif record.conversation is not None:
             conversation_id = sid(record.conversation)
         elif record.parent is not None:
-            parent_id = sid(record.parent)
-            conversation_id = self.activity_conversation.get(parent_id) or parent_id
+            conversation_id = sid(record.parent)
         elif activity_id in self.known:
             conversation_id = activity_id
         elif record.reply_by_key and record.thread_key is not None:

@@ -76,9 +76,9 @@ class Identity:
 class Activity:
     """Something a member did: a question, an answer, a message, a vote...
 
-    Conversation resolution, done by the ingest path when ``conversation`` is
-    None: the parent's conversation if the parent is stored; otherwise a
-    conversation named after the missing parent; otherwise a conversation
+    Conversation resolution, done by the ingest path: the parent's conversation
+    if the parent is stored; otherwise ``conversation`` when the connector names
+    one; otherwise a conversation named after the missing parent; otherwise a conversation
     already named after this activity (replies to it arrived first); otherwise,
     when ``reply_by_key`` is set, the latest conversation with the same
     ``thread_key`` started within ``THREAD_KEY_WINDOW`` before this activity;

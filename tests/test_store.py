@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Engine, event, inspect
 
 from parvis.store import Store, default_url, open_store
+from parvis.store.db import create_store_engine
 from parvis.store.schema import metadata
 
 
@@ -38,3 +40,28 @@ def test_default_url_follows_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.delenv("PARVIS_DB")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert default_url() == f"sqlite:///{tmp_path}/parvis/parvis.db"
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_migration_cut_short_leaves_nothing_behind(store_url: str) -> None:
+    """A process killed mid-migration must not leave tables without the revision that made them."""
+
+    def interrupt_late(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "ix_activities_source_id_kind" in statement:
+            raise _Interrupted
+
+    event.listen(Engine, "before_cursor_execute", interrupt_late)
+    try:
+        with pytest.raises(_Interrupted):
+            open_store(store_url)
+    finally:
+        event.remove(Engine, "before_cursor_execute", interrupt_late)
+    check = create_store_engine(store_url)
+    assert "sources" not in inspect(check).get_table_names()
+    check.dispose()
+    reopened = open_store(store_url)
+    assert {"sources", "activities", "import_runs"} <= set(inspect(reopened.engine).get_table_names())
+    reopened.close()

@@ -12,8 +12,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
 
 ENV_VAR = "PARVIS_DB"
 
@@ -69,16 +69,47 @@ def create_store_engine(url: str) -> Engine:
     return create_engine(parsed)
 
 
+def _transactional_sqlite_engine(url: URL) -> Engine:
+    """An engine whose transactions cover DDL too.
+
+    Python's sqlite3 module only opens a transaction before DML, so a migration killed halfway
+    would leave some tables behind without the revision that created them. Issuing BEGIN
+    ourselves makes a migration all or nothing.
+    """
+    engine = create_engine(url)
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        _on_sqlite_connect(dbapi_connection, record)
+        dbapi_connection.isolation_level = None
+
+    def on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+    return engine
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the latest migration (a no-op when it is already there)."""
+    """Bring the schema to the latest migration (a no-op when it is already there).
+
+    The migration is one transaction: a process killed during it leaves the store as it was.
+    """
     config = _alembic_config()
     head = ScriptDirectory.from_config(config).get_current_head()
-    with engine.begin() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-        if current == head:
+    with engine.connect() as connection:
+        if MigrationContext.configure(connection).get_current_revision() == head:
             return
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    migrating = _transactional_sqlite_engine(engine.url) if engine.dialect.name == "sqlite" else engine
+    try:
+        with migrating.begin() as connection:
+            if MigrationContext.configure(connection).get_current_revision() == head:
+                return
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        if migrating is not engine:
+            migrating.dispose()
 
 
 def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
