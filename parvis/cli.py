@@ -7,6 +7,8 @@ Exit codes: 0 success; 1 error (message on standard error, nothing half-written)
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -308,6 +310,22 @@ def demo(context: Context) -> None:
     with user_errors():
         _print_stats(store_stats(context.store))
 
+
+# -- feature commands ----------------------------------------------------------------------------
+# Each feature package (metrics, enrichment, web, live platforms) adds its commands itself, as a
+# Datasette plugin would: its ``cli`` module has ``register(main: click.Group) -> None``.
+FEATURE_COMMAND_MODULES = ("parvis.metrics.cli", "parvis.enrich.cli", "parvis.web.cli", "parvis.live.cli")
+
+
+def _register_feature_commands() -> None:
+    for module_name in FEATURE_COMMAND_MODULES:
+        if importlib.util.find_spec(module_name.rpartition(".")[0]) is None:
+            continue
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(main)
+
+
+_register_feature_commands()
 
 if __name__ == "__main__":
     main()
