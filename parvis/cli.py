@@ -8,7 +8,6 @@ Exit codes: 0 success; 1 error (message on standard error, nothing half-written)
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -69,7 +68,42 @@ def user_errors() -> Iterator[None]:
         fail("interrupted; run the same command again to resume where it stopped", EXIT_INTERRUPTED)
 
 
-@click.group()
+# -- feature commands ----------------------------------------------------------------------------
+# Each feature package (metrics, enrichment, web, live platforms) adds its commands itself, as a
+# Datasette plugin would: its ``cli`` module has ``register(main: click.Group) -> None``.
+# They pull in heavy libraries (DuckDB, pandas, models), so they are loaded only when a command
+# that is not a core one is asked for, or the command list is shown.
+FEATURE_COMMAND_MODULES = ("parvis.metrics.cli", "parvis.enrich.cli", "parvis.web.cli", "parvis.live.cli")
+# Core groups that features add subcommands to (``members list``).
+EXTENDED_CORE_GROUPS = frozenset({"members"})
+
+
+def _package_exists(module_name: str) -> bool:
+    return (Path(__file__).parent / module_name.split(".")[1] / "cli.py").is_file()
+
+
+class _ParvisGroup(click.Group):
+    _features_loaded = False
+
+    def _load_features(self) -> None:
+        if self._features_loaded:
+            return
+        self._features_loaded = True
+        for module_name in FEATURE_COMMAND_MODULES:
+            if _package_exists(module_name):
+                importlib.import_module(module_name).register(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands or cmd_name in EXTENDED_CORE_GROUPS:
+            self._load_features()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_features()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_ParvisGroup)
 @click.option(
     "--db",
     envvar="PARVIS_DB",
@@ -310,22 +344,6 @@ def demo(context: Context) -> None:
     with user_errors():
         _print_stats(store_stats(context.store))
 
-
-# -- feature commands ----------------------------------------------------------------------------
-# Each feature package (metrics, enrichment, web, live platforms) adds its commands itself, as a
-# Datasette plugin would: its ``cli`` module has ``register(main: click.Group) -> None``.
-FEATURE_COMMAND_MODULES = ("parvis.metrics.cli", "parvis.enrich.cli", "parvis.web.cli", "parvis.live.cli")
-
-
-def _register_feature_commands() -> None:
-    for module_name in FEATURE_COMMAND_MODULES:
-        if importlib.util.find_spec(module_name.rpartition(".")[0]) is None:
-            continue
-        if importlib.util.find_spec(module_name) is not None:
-            importlib.import_module(module_name).register(main)
-
-
-_register_feature_commands()
 
 if __name__ == "__main__":
     main()

@@ -213,13 +213,23 @@ def _existing(connection: Connection, table: Table, ids: Sequence[str], *columns
     return found
 
 
-def _compressed(raw: bytes) -> bytes:
-    return zlib.compress(raw, 1)
+COMPRESS_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+def _compressed(raws: Sequence[bytes]) -> list[bytes]:
+    return [zlib.compress(raw, 1) for raw in raws]
+
+
+def _compress_all(raws: Sequence[bytes]) -> list[bytes]:
+    """Compress on the pool, one task per slice: a future per payload would cost more than zlib does."""
+    step = max(1, -(-len(raws) // COMPRESS_THREADS))
+    slices = [raws[start : start + step] for start in range(0, len(raws), step)]
+    return [payload for done in _compressor().map(_compressed, slices) for payload in done]
 
 
 @functools.cache
 def _compressor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="parvis-zlib")
+    return ThreadPoolExecutor(max_workers=COMPRESS_THREADS, thread_name_prefix="parvis-zlib")
 
 
 class _Batch:
@@ -530,7 +540,7 @@ class Ingestor:
         """Keep the raw bytes of new records (``replacing``: of changed records)."""
         kept = [(item_id, raw) for item_id, raw in items if raw is not None]
         # zlib releases the GIL: compressing a batch on two threads nearly halves its cost.
-        payloads = list(_compressor().map(_compressed, [raw for _, raw in kept], chunksize=256))
+        payloads = _compress_all([raw for _, raw in kept if raw is not None])
         rows = [
             {"item_id": f"{kind}:{item_id}", "source_id": self.source_id, "payload": payload}
             for (item_id, _), payload in zip(kept, payloads, strict=True)
