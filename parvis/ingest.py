@@ -620,8 +620,10 @@ class _ConversationResolver:
 
     def prefetch(self, records: Sequence[Activity], existing: Mapping[str, Any]) -> None:
         sid = self.ingestor.sid
-        parent_ids = sorted({sid(r.parent) for r in records if r.parent is not None})
-        for chunk in _chunks(parent_ids):
+        named = {r.parent for r in records if r.parent is not None} | {
+            r.conversation for r in records if r.conversation is not None
+        }
+        for chunk in _chunks(sorted(sid(native_id) for native_id in named)):
             for row in self.connection.execute(
                 select(activities.c.id, activities.c.conversation_id).where(activities.c.id.in_(chunk))
             ):
@@ -656,7 +658,10 @@ class _ConversationResolver:
         if parent_conversation is not None:
             conversation_id = parent_conversation
         elif record.conversation is not None:
-            conversation_id = sid(record.conversation)
+            # A connector may name its conversation after a message that is itself a reply
+            # (a References list that does not start at the root): that message's conversation.
+            named = sid(record.conversation)
+            conversation_id = self.activity_conversation.get(named, named)
         elif record.parent is not None:
             conversation_id = sid(record.parent)
         elif activity_id in self.known:

@@ -244,9 +244,8 @@ class MailArchiveConnector:
         references = ANGLE_IDS.findall(headers.get("references", ""))
         in_reply_to = self._first_id(headers.get("in-reply-to", ""))
         parent = in_reply_to or (references[-1] if references else None)
-        is_reply = parent is not None or bool(
-            REPLY_PREFIX.match(subject) and re.match(r"\s*(re|aw|sv)\b", subject, re.I)
-        )
+        untagged = LIST_TAG.sub("", subject, count=1)
+        is_reply = parent is not None or bool(re.match(r"\s*(re|aw|sv)\s*(\[\d+\])?\s*:", untagged, re.I))
         title = LIST_TAG.sub("", subject, count=1).strip() or None
         extras: dict[str, object] = {**text_extras}
         if date_from_separator:
