@@ -39,12 +39,14 @@ NICK = r"[@+%~&!]?(?P<nick>[^\s<>]+?)"
 BODY_STYLES: list[tuple[str, re.Pattern[str]]] = [
     ("message", re.compile(rf"^\s+<\s*{NICK}\s*>\s?(?P<text>.*)$")),
     ("action", re.compile(rf"^\s+\*\s+{NICK}(?:\s+(?P<text>.*))?$")),
-    ("notice", re.compile(rf"^\s+-{NICK}(?::[^\s-]+)?-\s?(?P<text>.*)$")),
+    # Before notices: irssi's "-!- nick has joined" would otherwise read as a notice from "!".
     ("event", re.compile(r"^\s+(?:-!-|===|\*\*\*|-->|<--|--)\s+(?P<text>.*)$")),
+    ("notice", re.compile(rf"^\s+-{NICK}(?::[^\s-]+)?-\s?(?P<text>.*)$")),
     ("weechat", re.compile(r"^\t(?P<who>[^\t]*)\t(?P<text>.*)$")),
 ]
 UNSTAMPED_EVENT = re.compile(r"^===\s+(?P<text>.*)$")
 DAY_CHANGED = re.compile(r"^---\s+(?:Day changed|Log opened)\s+\w{3}\s+(?P<rest>.*)$")
+LOG_CLOSED = re.compile(r"^---\s+Log closed\b")
 JOIN = re.compile(r"^(?P<nick>\S+)\s+(?:\[[^\]]*\]\s+|\([^)]*\)\s+)?has joined", re.I)
 PART = re.compile(r"^(?P<nick>\S+)\s+(?:\[[^\]]*\]\s+|\([^)]*\)\s+)?has (?:left|parted)", re.I)
 QUIT = re.compile(r"^(?P<nick>\S+)\s+(?:\[[^\]]*\]\s+|\([^)]*\)\s+)?has quit", re.I)
@@ -169,6 +171,8 @@ class IrcLogConnector:
             if count % CHECKPOINT_EVERY == 0 and reader.line_start >= emit_from:
                 yield reader.checkpoint()
             parsed = self._parse(line, clock, previous_time)
+            if parsed is None:
+                continue
             if reader.line_start < emit_from:
                 self._replay(parsed, index, stream, recent, seen)
                 if not isinstance(parsed, str) and parsed[3] is not None:
@@ -180,7 +184,8 @@ class IrcLogConnector:
                 continue
             kind, nick, text, created_at, decoded_as = parsed
             if created_at is None:
-                yield Quarantined(stream, reader.position(), "no date: the file name holds none (YYYY-MM-DD)", line)
+                reason = "no date: the file name holds none (YYYY-MM-DD)" if clock.day is None else "impossible time"
+                yield Quarantined(stream, reader.position(), reason, line)
                 continue
             previous_time = created_at
             author = None
@@ -268,8 +273,9 @@ class IrcLogConnector:
 
     def _parse(
         self, line: bytes, clock: _Clock, previous_time: datetime | None
-    ) -> str | tuple[str, str | None, str, datetime | None, str | None]:
-        """(kind, nick, text, time, charset fallback) of a log line, or why it cannot be read."""
+    ) -> str | tuple[str, str | None, str, datetime | None, str | None] | None:
+        """(kind, nick, text, time, charset fallback) of a log line, why it cannot be read, or None
+        for the logger's own bookkeeping lines (day changed, log opened or closed)."""
         if b"\x00" in line or sum(byte < 9 or 13 < byte < 32 for byte in line[:200]) > 2:
             return "binary data, not a log line"
         decoded_as = None
@@ -287,7 +293,9 @@ class IrcLogConnector:
                     clock.last = None
                 except ValueError:
                     continue
-            return "not a log line"
+            return None
+        if LOG_CLOSED.match(text):
+            return None
         stamp = STAMP.match(text)
         if stamp is None:
             unstamped = UNSTAMPED_EVENT.match(text)
