@@ -27,6 +27,12 @@ if [[ $dev -eq 1 ]] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; th
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
 fi
 
+# Headless Chromium for the web cockpit's browser tests (Playwright drives the Debian build).
+if [[ $dev -eq 1 ]] && ! command -v chromium >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [[ $dev -eq 1 ]]; then

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -199,6 +200,106 @@ import_runs = Table(
     Column("status", String(20), nullable=False),
 )
 
+# Derived data: what an enricher (language, sentiment, toxicity, question) found in an activity's
+# text.  Written only by parvis.enrich; ``content_hash`` is the activity's when it was computed,
+# so a changed text is detected and enriched again.
+enrichments = Table(
+    "enrichments",
+    metadata,
+    Column("activity_id", String(), ForeignKey("activities.id"), primary_key=True),
+    Column("enricher", String(50), primary_key=True),
+    Column("version", String(20), nullable=False),
+    Column("label", String(50), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("extras", JSON, nullable=False),
+    Column("content_hash", String(32), nullable=False),
+    Index(None, "enricher", "label"),
+)
+
+# The web cockpit (parvis.web): local accounts, server-side sessions and the inbox's triage state.
+# Passwords are argon2 hashes; a session row holds only the SHA-256 of the cookie's token.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Index(None, "name", unique=True),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Index(None, "user_id"),
+)
+
+# Triage of the inbox (unanswered questions): an activity with no row here is open.
+inbox_states = Table(
+    "inbox_states",
+    metadata,
+    Column("activity_id", String(), ForeignKey("activities.id"), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("assignee", String(100)),
+    Column("updated_by", String(100), nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index(None, "state"),
+)
+
 # Tables whose content is a log of what happened, not community data: they differ between
 # an interrupted and an uninterrupted import by design.
 LOG_TABLES = frozenset({"import_runs", "member_events"})
+
+# Live platforms (parvis.live): where each Matrix account's sync stopped.  No secret is stored here:
+# access tokens stay in the environment or the user's 0600 secrets file.
+matrix_sync = Table(
+    "matrix_sync",
+    metadata,
+    Column("source_id", String(), primary_key=True),
+    Column("homeserver", Text, nullable=False),
+    Column("account", Text, nullable=False),
+    Column("device_id", Text),
+    # The ``next_batch`` token of the last sync whose events are committed (None before the first).
+    Column("next_batch", Text),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+# Moderation (parvis.workflows.moderation): what a rule or a person flagged, and its state
+# (pending, approved, removed, dismissed).  One row per activity and rule.
+moderation_queue = Table(
+    "moderation_queue",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("activity_id", String(), ForeignKey("activities.id"), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("decided_at", DateTime),
+    Column("decided_by", Text),
+    Index(None, "activity_id", "rule", unique=True),
+    Index(None, "state", "created_at"),
+)
+
+# Every automatic and human moderation action: who, what, when, which rule, why.  Append-only:
+# database triggers refuse UPDATE and DELETE (migration 0004).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("activity_id", String()),
+    Column("rule", String(200)),
+    Column("reason", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Index(None, "activity_id"),
+    Index(None, "at"),
+)

@@ -1,0 +1,1 @@
+"""Live platforms: listening to chat rooms in real time and acting on them (Matrix first)."""
