@@ -1,0 +1,1 @@
+"""The web cockpit (``parvis serve``): dashboard, members, conversations, inbox and reports."""

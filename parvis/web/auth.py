@@ -1,0 +1,183 @@
+"""Local accounts, roles, server-side sessions and CSRF tokens for the web cockpit.
+
+Passwords are hashed with argon2id (argon2-cffi).  A session is a random token in an HttpOnly
+cookie; the store keeps only its SHA-256, so a copy of the database cannot be replayed as a
+login.  CSRF tokens are HMACs of the session token (or, before login, of a nonce cookie) with the
+server secret, which comes from ``$PARVIS_SECRET`` or a file in the user's config folder, never
+from the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from parvis.store import Store
+from parvis.store.schema import users, web_sessions
+
+Role = Literal["admin", "moderator", "analyst"]
+ROLES: tuple[Role, ...] = ("admin", "moderator", "analyst")
+SECRET_ENV = "PARVIS_SECRET"
+SESSION_LIFETIME = timedelta(days=14)
+MIN_PASSWORD_LENGTH = 8
+
+# What each role may do.  ``view``: read every page and download reports; ``triage``: change the
+# inbox; ``admin``: manage accounts.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "view": frozenset(ROLES),
+    "triage": frozenset({"admin", "moderator"}),
+    "admin": frozenset({"admin"}),
+}
+
+_hasher = PasswordHasher()
+# Verified against when the user name is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+class AccountError(Exception):
+    """A user that already exists, an unknown role, a password too short."""
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    role: Role
+
+    def can(self, permission: str) -> bool:
+        return self.role in PERMISSIONS[permission]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_user(store: Store, name: str, password: str, role: str) -> User:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise AccountError("a user name has 1 to 100 characters")
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
+    try:
+        with store.engine.begin() as connection:
+            result = connection.execute(
+                users.insert().values(
+                    name=name, password_hash=_hasher.hash(password), role=role, created_at=_now(), disabled=False
+                )
+            )
+            assert result.inserted_primary_key is not None
+            user_id = int(result.inserted_primary_key[0])
+    except IntegrityError as problem:
+        raise AccountError(f"user {name!r} already exists") from problem
+    return User(user_id, name, next(known for known in ROLES if known == role))
+
+
+def set_password(store: Store, name: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
+    with store.engine.begin() as connection:
+        changed = connection.execute(
+            update(users).where(users.c.name == name).values(password_hash=_hasher.hash(password))
+        )
+        if changed.rowcount == 0:
+            raise AccountError(f"no user {name!r}")
+        user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar_one()
+        connection.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
+
+
+def list_users(store: Store) -> list[tuple[User, datetime, bool]]:
+    with store.engine.connect() as connection:
+        rows = connection.execute(select(users).order_by(users.c.name))
+        return [(User(row.id, row.name, row.role), row.created_at, bool(row.disabled)) for row in rows]
+
+
+def authenticate(store: Store, name: str, password: str) -> User | None:
+    with store.engine.connect() as connection:
+        row = connection.execute(
+            select(users.c.id, users.c.name, users.c.role, users.c.password_hash, users.c.disabled).where(
+                users.c.name == name.strip()
+            )
+        ).first()
+    try:
+        _hasher.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    if row is None or row.disabled:
+        return None
+    return User(row.id, row.name, row.role)
+
+
+def create_session(store: Store, user: User) -> str:
+    token = secrets.token_urlsafe(32)
+    now = _now()
+    with store.engine.begin() as connection:
+        connection.execute(delete(web_sessions).where(web_sessions.c.expires_at < now))
+        connection.execute(
+            web_sessions.insert().values(
+                id=_token_digest(token), user_id=user.id, created_at=now, expires_at=now + SESSION_LIFETIME
+            )
+        )
+    return token
+
+
+def session_user(store: Store, token: str) -> User | None:
+    with store.engine.connect() as connection:
+        row = connection.execute(
+            select(users.c.id, users.c.name, users.c.role, users.c.disabled, web_sessions.c.expires_at)
+            .select_from(web_sessions.join(users, users.c.id == web_sessions.c.user_id))
+            .where(web_sessions.c.id == _token_digest(token))
+        ).first()
+    if row is None or row.disabled or row.expires_at < _now():
+        return None
+    return User(row.id, row.name, row.role)
+
+
+def end_session(store: Store, token: str) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(delete(web_sessions).where(web_sessions.c.id == _token_digest(token)))
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "parvis"
+
+
+def load_secret() -> bytes:
+    """``$PARVIS_SECRET``, else the content of ``~/.config/parvis/secret`` (created, mode 0600, if missing)."""
+    configured = os.environ.get(SECRET_ENV)
+    if configured:
+        return configured.encode()
+    path = config_dir() / "secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip().encode()
+
+
+def csrf_token(secret: bytes, bound_to: str) -> str:
+    """The CSRF token for a session token (or a pre-login nonce)."""
+    return hmac.new(secret, b"csrf:" + bound_to.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_valid(secret: bytes, bound_to: str | None, token: str | None) -> bool:
+    if not bound_to or not token:
+        return False
+    return hmac.compare_digest(csrf_token(secret, bound_to), token)
