@@ -78,8 +78,10 @@ class Activity:
 
     Conversation resolution, done by the ingest path: the parent's conversation
     if the parent is stored; otherwise ``conversation`` when the connector names
-    one (or, when that name is a stored activity's id, that activity's conversation); otherwise a conversation named after the missing parent; otherwise a conversation
-    already named after this activity (replies to it arrived first); otherwise,
+    one (or, when that name is a stored activity's id, that activity's
+    conversation); otherwise a conversation named after the missing parent;
+    otherwise a conversation already named after this activity (replies to it
+    arrived first); otherwise,
     when ``reply_by_key`` is set, the latest conversation with the same
     ``thread_key`` started within ``THREAD_KEY_WINDOW`` before this activity;
     otherwise a new conversation rooted at this activity, registered under its
