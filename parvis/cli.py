@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import secrets
 import sys
+import threading
+import webbrowser
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -330,11 +334,19 @@ def db_upgrade(context: Context) -> None:
 
 
 @main.command()
-@click.pass_obj
-def demo(context: Context) -> None:
+@click.option(
+    "--serve",
+    "then_serve",
+    is_flag=True,
+    help="Then run the web cockpit on it (an admin account 'demo' is made when the store has none).",
+)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.pass_context
+def demo(ctx: click.Context, then_serve: bool, port: int) -> None:
     """Import the bundled sample community (a Stack Exchange site) and show what was imported."""
     from parvis.demo import sample_folder
 
+    context: Context = ctx.obj
     with sample_folder() as folder:
         from parvis.connectors.stackexchange import StackExchangeConnector
 
@@ -343,6 +355,28 @@ def demo(context: Context) -> None:
         out.print(summary.one_line(), markup=False)
     with user_errors():
         _print_stats(store_stats(context.store))
+    if then_serve:
+        _serve_demo(ctx, port)
+
+
+def _serve_demo(ctx: click.Context, port: int) -> None:
+    from parvis.web import auth
+
+    store = ctx.obj.store
+    with user_errors():
+        if auth.list_users(store):
+            out.print("Log in with one of the store's accounts (`parvis users list`).", markup=False)
+        else:
+            password = secrets.token_urlsafe(12)
+            auth.add_user(store, "demo", password, "admin")
+            out.print(f"Log in as demo, password {password} (shown once; `parvis users password demo` changes it).")
+    url = f"http://127.0.0.1:{port}/"
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        # Only where a graphical browser can open: a console browser would take over this terminal.
+        threading.Timer(1.5, webbrowser.open, [url]).start()
+    serve = main.get_command(ctx, "serve")
+    assert serve is not None
+    ctx.invoke(serve, host="127.0.0.1", port=port, secure_cookies=False)
 
 
 if __name__ == "__main__":
