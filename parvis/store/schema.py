@@ -303,3 +303,24 @@ audit_log = Table(
     Index(None, "activity_id"),
     Index(None, "at"),
 )
+
+# The inbox (parvis.workflows.inbox): settings shared by every user of the store (business hours and
+# response target, JSON under a key), and the team: which platform identities are a Parvis user's.
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_by", String(100), nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+team_identities = Table(
+    "team_identities",
+    metadata,
+    Column("identity_id", String(), ForeignKey("identities.id"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("linked_by", String(100), nullable=False),
+    Column("linked_at", DateTime, nullable=False),
+    Index(None, "user_id"),
+)

@@ -14,17 +14,17 @@ from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parvis.store import Store
-from parvis.web import auth, i18n, labels, metrics_view, queries, reports
+from parvis.web import auth, i18n, labels, metrics_view, moderation_view, queries, reports
 from parvis.web.auth import User
 from parvis.web.labels import N_
-from parvis.workflows import inbox
+from parvis.workflows import inbox, moderation
 
 SESSION_COOKIE = "parvis_session"
 LOGIN_NONCE_COOKIE = "parvis_login"
@@ -157,6 +157,7 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
 
     viewer = Annotated[User, Depends(requires("view"))]
     triager = Annotated[User, Depends(requires("triage"))]
+    moderator = Annotated[User, Depends(requires("moderate"))]
     administrator = Annotated[User, Depends(requires("admin"))]
 
     def check_csrf(request: Request, token: str | None) -> None:
@@ -393,23 +394,25 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
 
     # -- inbox ----------------------------------------------------------------------------------------
 
+    def inbox_state_filter(show: str) -> str | None:
+        return show if show in inbox.STATES else None
+
     @app.get("/inbox", response_class=HTMLResponse)
     def inbox_page(
         request: Request,
-        _user: viewer,
+        user: viewer,
         source: str = "",
         channel: str = "",
         show: str = "open",
+        done: str = "",
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     ) -> Response:
-        listing = metrics_view.inbox_items(
-            store,
-            source=source or None,
-            channel=channel or None,
-            handled=show == "handled",
-            page=page,
-            per_page=PER_PAGE,
-        )
+        everything = inbox.items(store, source=source or None, channel=channel or None)
+        wanted = inbox_state_filter(show)
+        chosen = [item for item in everything if wanted is None or item.state == wanted]
+        start = (page - 1) * PER_PAGE
+        listing = queries.Page(chosen[start : start + PER_PAGE], len(chosen), page, PER_PAGE)
+        counts = {state: sum(1 for item in everything if item.state == state) for state in inbox.STATES}
         return render(
             request,
             "inbox.html",
@@ -417,8 +420,22 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
             filters=queries.filter_options(store, source or None),
             source=source,
             channel=channel,
-            show=show,
+            show=wanted or "all",
+            counts=counts,
+            config=inbox.load_config(store),
+            stats=inbox.team_stats(everything, store),
+            answerable=inbox.answerable_sources(store) if user.can("triage") else set(),
+            people=[account.name for account, _created, disabled in auth.list_users(store) if not disabled],
+            notice=labels.NOTICES.get(done),
         )
+
+    @app.get("/api/inbox")
+    def inbox_api(_user: viewer, source: str = "", channel: str = "", state: str = "open") -> Response:
+        chosen = inbox_state_filter(state)
+        if state not in (*inbox.STATES, "all"):
+            return Response(f"unknown state {state!r}", status_code=400, media_type="text/plain")
+        found = inbox.items(store, source=source or None, channel=channel or None, state=chosen)
+        return JSONResponse({"items": [inbox.item_json(item) for item in found], "total": len(found)})
 
     @app.post("/inbox/state")
     def inbox_state(
@@ -438,6 +455,117 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
         if "hx-request" in request.headers:
             return HTMLResponse("")
         return RedirectResponse(safe_next(next), status_code=303)
+
+    @app.post("/inbox/answer")
+    def inbox_answer(
+        request: Request,
+        user: triager,
+        activity_id: Annotated[str, Form()],
+        text: Annotated[str, Form()] = "",
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> Response:
+        check_csrf(request, csrf_token)
+        try:
+            inbox.answer(store, activity_id, text, by=user.name)
+        except inbox.InboxError as problem:
+            return render(request, "error.html", 400, message=str(problem))
+        return RedirectResponse("/inbox?done=answered", status_code=303)
+
+    @app.get("/admin/inbox", response_class=HTMLResponse)
+    def inbox_admin(request: Request, _user: administrator, done: str = "") -> Response:
+        return render(request, "inbox_admin.html", **inbox_admin_values(), error=None, notice=labels.NOTICES.get(done))
+
+    def inbox_admin_values() -> dict[str, Any]:
+        return {
+            "config": inbox.load_config(store),
+            "team": inbox.team(store),
+            "people": [account.name for account, _created, disabled in auth.list_users(store) if not disabled],
+        }
+
+    @app.post("/admin/inbox/settings")
+    def inbox_settings(
+        request: Request,
+        user: administrator,
+        timezone: Annotated[str, Form()] = "",
+        days: Annotated[str, Form()] = "",
+        hours: Annotated[str, Form()] = "",
+        target_hours: Annotated[str, Form()] = "",
+        holidays: Annotated[str, Form()] = "",
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> Response:
+        check_csrf(request, csrf_token)
+        try:
+            target = float(target_hours.replace(",", ".")) if target_hours.strip() else None
+            inbox.configure(
+                store,
+                by=user.name,
+                timezone=timezone.strip() or None,
+                days=days.strip() or None,
+                hours=hours.strip() or None,
+                target_hours=target,
+                holidays=holidays.replace(",", " ").split(),
+            )
+        except (inbox.InboxError, ValueError) as problem:
+            return render(request, "inbox_admin.html", 400, **inbox_admin_values(), error=str(problem), notice=None)
+        return RedirectResponse("/admin/inbox?done=saved", status_code=303)
+
+    @app.post("/admin/inbox/team")
+    def inbox_team(
+        request: Request,
+        user: administrator,
+        identity_id: Annotated[str, Form()] = "",
+        name: Annotated[str, Form()] = "",
+        action: Annotated[str, Form()] = "link",
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> Response:
+        check_csrf(request, csrf_token)
+        try:
+            if action == "unlink":
+                inbox.unlink(store, identity_id)
+            else:
+                inbox.link(store, name, identity_id, by=user.name)
+        except inbox.InboxError as problem:
+            return render(request, "inbox_admin.html", 400, **inbox_admin_values(), error=str(problem), notice=None)
+        return RedirectResponse(f"/admin/inbox?done={'unlinked' if action == 'unlink' else 'linked'}", status_code=303)
+
+    # -- moderation -----------------------------------------------------------------------------------
+
+    @app.get("/moderation", response_class=HTMLResponse)
+    def moderation_page(request: Request, _user: viewer, state: str = "pending", done: str = "") -> Response:
+        chosen = state if state in moderation.STATES else None
+        return render(
+            request,
+            "moderation.html",
+            queue=moderation.queue(store, chosen, limit=500),
+            state=chosen or "all",
+            notice=labels.NOTICES.get(done),
+        )
+
+    @app.post("/moderation/decide")
+    def moderation_decide(
+        request: Request,
+        user: moderator,
+        item_id: Annotated[int, Form()],
+        decision: Annotated[str, Form()],
+        reason: Annotated[str, Form()] = "",
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> Response:
+        check_csrf(request, csrf_token)
+        try:
+            notice = moderation_view.decide(store, item_id, decision, user.name, reason.strip()[:2000])
+        except moderation.ModerationError as problem:
+            return render(request, "error.html", 400, message=str(problem))
+        return RedirectResponse(f"/moderation?done={notice}", status_code=303)
+
+    @app.get("/moderation/log", response_class=HTMLResponse)
+    def audit_page(
+        request: Request,
+        _user: viewer,
+        action: str = "",
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    ) -> Response:
+        listing = queries.audit_page(store, action=action or None, page=page, per_page=PER_PAGE)
+        return render(request, "audit.html", listing=listing, action=action, actions=queries.audit_actions(store))
 
     # -- reports --------------------------------------------------------------------------------------
 

@@ -32,11 +32,13 @@ SECRET_ENV = "PARVIS_SECRET"
 SESSION_LIFETIME = timedelta(days=14)
 MIN_PASSWORD_LENGTH = 8
 
-# What each role may do.  ``view``: read every page and download reports; ``triage``: change the
-# inbox; ``admin``: manage accounts.
+# What each role may do.  ``view``: read every page (the moderation queue and audit log included)
+# and download reports; ``triage``: change the inbox and answer from it; ``moderate``: decide on
+# the moderation queue; ``admin``: manage accounts, the team and the inbox settings.
 PERMISSIONS: dict[str, frozenset[Role]] = {
     "view": frozenset(ROLES),
     "triage": frozenset({"admin", "moderator"}),
+    "moderate": frozenset({"admin", "moderator"}),
     "admin": frozenset({"admin"}),
 }
 

@@ -73,3 +73,32 @@ PERIODS = {
 GRAINS = {"day": N_("Day"), "week": N_("Week"), "month": N_("Month")}
 ROLES = {"admin": N_("Administrator"), "moderator": N_("Moderator"), "analyst": N_("Analyst")}
 REPORTS = {"metrics": N_("Metrics"), "members": N_("Members"), "inbox": N_("Open inbox")}
+INBOX_STATES = {"open": N_("Open"), "answered": N_("Answered"), "handled": N_("Handled without answer")}
+SLAS = {
+    "on_track": N_("on track"),
+    "breached": N_("overdue"),
+    "met": N_("target met"),
+    "missed": N_("target missed"),
+    "none": N_("no target"),
+}
+QUEUE_STATES = {
+    "pending": N_("Pending"),
+    "approved": N_("Approved"),
+    "removed": N_("Removed"),
+    "dismissed": N_("Dismissed"),
+}
+DECISIONS = {"approve": N_("Approve"), "remove": N_("Remove"), "dismiss": N_("Dismiss")}
+WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"), N_("Sunday"))
+# Messages shown after a form was carried out (the key travels in the redirect's query string).
+NOTICES = {
+    "answered": N_("Your answer was posted on the platform."),
+    "approved": N_("Approved."),
+    "dismissed": N_("Dismissed."),
+    "removed_platform": N_("Removed, and deleted on the platform."),
+    "removed_already": N_("Removed; it was already deleted on the platform."),
+    "removed_here": N_("Removed in Parvis. This platform has no live connection: delete it there yourself."),
+    "removed_failed": N_("Removed in Parvis, but the platform refused to delete it (see the audit log)."),
+    "linked": N_("Identity linked."),
+    "unlinked": N_("Identity unlinked."),
+    "saved": N_("Settings saved."),
+}

@@ -1,8 +1,8 @@
-"""What the dashboard, member and inbox pages show, computed by :mod:`parvis.metrics` and cached.
+"""What the dashboard and member pages show, computed by :mod:`parvis.metrics` and cached.
 
 This module turns the metrics layer's frames into page-sized, typed values: KPI tiles with the
 change from the previous window of the same length, Vega-Lite chart specs, member groups and
-pages of the member list, and the open inbox.
+pages of the member list.  The inbox is :mod:`parvis.workflows.inbox`'s.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from parvis.store import Store
 from parvis.web import queries
 from parvis.web.cache import views
 from parvis.web.i18n import Formatter
-from parvis.workflows import inbox
 
 # Window presets: key -> days (None: the whole history).
 PERIODS: dict[str, int | None] = {"30d": 30, "90d": 90, "365d": 365, "all": None}
@@ -412,79 +411,6 @@ def member_timeline_spec(view: queries.MemberView, _formatter: Formatter, title:
     ]
     values = [{"period": period, "series": series, "value": value} for period, series, value in rows]
     return Chart("timeline", _line_spec(values, title, mark="bar"), rows)
-
-
-# -- inbox -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InboxItem:
-    activity_id: str
-    conversation_id: str | None
-    title: str | None
-    url: str | None
-    created_at: datetime
-    age: timedelta | None
-    source: str
-    channel: str | None
-    state: inbox.ItemState | None
-
-
-def _questions(store: Store, source: str | None, channel: str | None) -> pd.DataFrame:
-    return views.get(
-        store,
-        ("unanswered", source, channel),
-        lambda: metrics.unanswered_questions(store, source=source, channel=channel),
-    )
-
-
-def inbox_items(
-    store: Store,
-    *,
-    source: str | None = None,
-    channel: str | None = None,
-    handled: bool = False,
-    page: int = 1,
-    per_page: int = 50,
-) -> queries.Page[InboxItem]:
-    """Unanswered questions, oldest first: the open ones, or (``handled``) those marked handled."""
-    frame = _questions(store, source, channel)
-    done = inbox.handled_ids(store)
-    keep = frame["activity_id"].isin(done) if len(frame) else pd.Series([], dtype=bool)
-    chosen = frame[keep] if handled else frame[~keep]
-    start = (page - 1) * per_page
-    window = chosen.iloc[start : start + per_page]
-    records = window.to_dict("records")
-    states = inbox.states(store, [str(record["activity_id"]) for record in records])
-    items = [
-        InboxItem(
-            activity_id=str(record["activity_id"]),
-            conversation_id=_text(record.get("conversation_id")),
-            title=_text(record.get("title")),
-            url=_text(record.get("url")),
-            created_at=pd.Timestamp(record["created_at"]).to_pydatetime(),
-            age=_age(record.get("age")),
-            source=_text(record.get("source")) or "",
-            channel=_text(record.get("channel")),
-            state=states.get(str(record["activity_id"])),
-        )
-        for record in records
-    ]
-    return queries.Page(items, len(chosen), page, per_page)
-
-
-def _age(value: Any) -> timedelta | None:
-    if value is None or value is pd.NaT:
-        return None
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float):
-        return None if math.isnan(value) else timedelta(seconds=float(value))
-    try:
-        delta: timedelta = pd.Timedelta(value).to_pytimedelta()
-        return delta
-    except (TypeError, ValueError):
-        return None
 
 
 def _text(value: Any) -> str | None:

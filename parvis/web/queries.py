@@ -18,6 +18,7 @@ from sqlalchemy import and_, func, select
 from parvis.store import Store
 from parvis.store.schema import (
     activities,
+    audit_log,
     channels,
     conversations,
     identities,
@@ -473,3 +474,54 @@ def latest_activity(store: Store, source: str | None = None) -> datetime | None:
     with store.engine.connect() as connection:
         value = connection.execute(query).scalar()
     return value if isinstance(value, datetime) else None
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    activity_id: str | None
+    rule: str | None
+    reason: str
+    error: str | None
+    skipped: str | None
+
+
+def audit_page(store: Store, *, action: str | None = None, page: int = 1, per_page: int = 50) -> Page[AuditRow]:
+    """The moderation audit log, newest first (read-only: the table refuses updates and deletes)."""
+    condition = audit_log.c.action == action if action else None
+    count = select(func.count()).select_from(audit_log)
+    query = select(audit_log).order_by(audit_log.c.id.desc()).limit(per_page).offset((page - 1) * per_page)
+    if condition is not None:
+        count = count.where(condition)
+        query = query.where(condition)
+    with store.engine.connect() as connection:
+        total = int(connection.execute(count).scalar_one())
+        rows = connection.execute(query).all()
+
+    def detail(details: object, key: str) -> str | None:
+        value = details.get(key) if isinstance(details, dict) else None
+        return str(value) if value is not None else None
+
+    items = [
+        AuditRow(
+            row.id,
+            row.at,
+            row.actor,
+            row.action,
+            row.activity_id,
+            row.rule,
+            row.reason,
+            detail(row.details, "error"),
+            detail(row.details, "skipped"),
+        )
+        for row in rows
+    ]
+    return Page(items, total, page, per_page)
+
+
+def audit_actions(store: Store) -> list[str]:
+    with store.engine.connect() as connection:
+        return list(connection.execute(select(audit_log.c.action).distinct().order_by(audit_log.c.action)).scalars())

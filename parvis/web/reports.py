@@ -38,10 +38,9 @@ def table(store: Store, report: str, scope: metrics_view.Scope) -> pd.DataFrame:
         frame = frame.copy()
         frame["segments"] = [";".join(value) for value in frame["segments"]]
         return frame
-    frame = metrics.unanswered_questions(store, source=scope.source, channel=scope.channel)
-    frame = frame[~frame["activity_id"].isin(inbox.handled_ids(store))].copy()
-    frame["age_days"] = frame.pop("age").dt.total_seconds() / 86400
-    return frame.reset_index(drop=True)
+    found = inbox.items(store, source=scope.source, channel=scope.channel, state="open")
+    columns = list(inbox.item_json(found[0])) if found else ["activity_id"]
+    return pd.DataFrame([inbox.item_json(item) for item in found], columns=columns)
 
 
 def encode(frame: pd.DataFrame, extension: str) -> tuple[bytes, str]:
