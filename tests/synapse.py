@@ -3,6 +3,9 @@
 It runs from the installed ``matrix-synapse`` package with SQLite, listens on 127.0.0.1 only
 (client API), trusts no key server, has presence off and generous rate limits, and registers users
 through the admin API with the shared secret (HMAC), as ``register_new_matrix_user`` does.
+
+Test modules share one homeserver per session by loading this module as a plugin
+(``pytest_plugins = ["tests.synapse"]``), which provides the ``synapse`` fixture.
 """
 
 from __future__ import annotations
@@ -19,11 +22,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 import yaml
+from sqlalchemy import text
+
+from parvis.store import open_store
+from tests.cli_run import PARVIS
+
+T = TypeVar("T")
 
 SHARED_SECRET = "parvis-test-shared-secret"
 SERVER_NAME = "parvis.test"
@@ -254,3 +265,67 @@ class Member:
     def close(self) -> None:
         self._run(self.client.close())
         self.loop.close()
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float = 30, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Parvis:
+    """The real command in subprocesses, with the bot's token in the environment only."""
+
+    def __init__(self, tmp_path: Path, token: str) -> None:
+        self.db = f"sqlite:///{tmp_path / 'parvis.db'}"
+        self.env = {
+            **os.environ,
+            "PARVIS_DB": self.db,
+            "PARVIS_MATRIX_TOKEN": token,
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        }
+        self.logs = tmp_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.store = open_store(self.db)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*PARVIS, *args], capture_output=True, text=True, env=self.env, timeout=120)
+
+    def listen(self, *args: str) -> None:
+        assert self.process is None
+        log = open(self.logs / "listen.log", "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen([*PARVIS, "listen", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout=30)
+        self.process = None
+        return code
+
+    def rows(self, sql: str, **params: Any) -> list[Any]:
+        with self.store.engine.connect() as connection:
+            return list(connection.execute(text(sql), params))
+
+    def activity(self, source: str, event_id: str) -> Any:
+        found = self.rows("SELECT * FROM activities WHERE id = :id", id=f"{source}:{event_id}")
+        return found[0] if found else None
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.stop(signal.SIGKILL)
+        self.store.close()
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
+    """One real Synapse for the whole test session (each test registers its own users and rooms)."""
+    server = Synapse(tmp_path_factory.mktemp("synapse"))
+    server.start()
+    yield server
+    server.stop()

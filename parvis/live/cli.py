@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import logging
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -21,22 +23,43 @@ from parvis.live.matrix import (
     MatrixError,
     MatrixListener,
     MatrixPlatform,
+    account_for,
     accounts,
     authenticate,
     default_source,
+    remove_on_platform,
     save_account,
 )
 from parvis.live.secrets import SecretsError, matrix_secret, save_matrix_token
 from parvis.store import Store, open_store
 from parvis.store.db import default_url
-from parvis.workflows.moderation import STATES, ModerationError, Moderator, audit_entries, decide, queue
+from parvis.workflows.moderation import (
+    STATES,
+    ModerationError,
+    Moderator,
+    audit_entries,
+    decide,
+    hidden_on_platform,
+    queue,
+    record,
+    target_of,
+)
 from parvis.workflows.moderation_rules import RulesError, RuleSet, load_rules
+from parvis.workflows.welcome import (
+    WelcomeConfig,
+    WelcomeError,
+    claim_welcome,
+    load_welcome,
+    mark_thanked,
+    thanks_suggestions,
+    welcomes_due,
+)
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
     sys.exit(code)
 
@@ -49,7 +72,7 @@ def _user_errors() -> Iterator[None]:
         for line in str(problem).splitlines():
             err.print(line, markup=False, soft_wrap=True)
         sys.exit(1)
-    except (SecretsError, MatrixError, ModerationError) as problem:
+    except (SecretsError, MatrixError, ModerationError, WelcomeError) as problem:
         _fail(str(problem))
     except SQLAlchemyError as problem:
         _fail(f"database error: {problem.__class__.__name__}: {str(problem).splitlines()[0]}")
@@ -73,13 +96,27 @@ def _enricher() -> Callable[[Store, list[str]], Any] | None:
     except ImportError:
         return None
     found = getattr(module, "enrich_activities", None)
-    return found if callable(found) else None
+    if not callable(found):
+        return None
+    try:
+        positional = [
+            parameter
+            for parameter in inspect.signature(found).parameters.values()
+            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        return found  # type: ignore[no-any-return]
+    if len(positional) >= 2:
+        return found  # type: ignore[no-any-return]
+    # enrich_activities(store): enriches whatever is pending in the store, the new activities included.
+    return lambda store, _ids: found(store)
 
 
 def register(main: click.Group) -> None:
     main.add_command(connect)
     main.add_command(listen)
     main.add_command(moderate)
+    main.add_command(thanks)
 
 
 @click.group()
@@ -117,15 +154,28 @@ def connect_matrix(ctx: click.Context, homeserver: str, user_id: str, source: st
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False), help="Moderation rules to enforce (YAML).")
 @click.option("--notify-room", metavar="ROOM_ID", help="Room where notify actions post.")
 @click.option("--auto-join", is_flag=True, help="Join the rooms the account is invited to.")
+@click.option(
+    "--welcome",
+    "welcome_path",
+    type=click.Path(dir_okay=False),
+    help="Welcome templates (YAML): reply to each member's first message, once.",
+)
 @click.pass_context
 def listen(
-    ctx: click.Context, source: str | None, once: bool, rules_path: str | None, notify_room: str | None, auto_join: bool
+    ctx: click.Context,
+    source: str | None,
+    once: bool,
+    rules_path: str | None,
+    notify_room: str | None,
+    auto_join: bool,
+    welcome_path: str | None,
 ) -> None:
     """Keep the connected rooms flowing into the store in real time; resumes where it stopped."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with _user_errors():
         store = _store(ctx)
         rules = load_rules(rules_path) if rules_path else None
+        welcome = load_welcome(welcome_path) if welcome_path else None
         chosen = [account for account in accounts(store) if source is None or account.source_id == source]
         if not chosen:
             raise MatrixError(
@@ -135,11 +185,47 @@ def listen(
             )
         if len(chosen) > 1:
             raise MatrixError("several accounts are connected; choose one with --source")
-        asyncio.run(_listen(store, chosen[0], rules, once=once, notify_room=notify_room, auto_join=auto_join))
+        asyncio.run(
+            _listen(store, chosen[0], rules, once=once, notify_room=notify_room, auto_join=auto_join, welcome=welcome)
+        )
+
+
+async def _welcome(
+    store: Store, config: WelcomeConfig, platform: MatrixPlatform, activity_ids: list[str], own_identity: str
+) -> None:
+    """Welcome the members whose first message just arrived (claimed in the audit log first: at most once)."""
+    for welcome in welcomes_due(store, config, activity_ids, [own_identity]):
+        if not claim_welcome(store, welcome, platform.actor):
+            continue
+        found = target_of(store, welcome.activity_id)
+        try:
+            if found is None:
+                raise MatrixError(f"{welcome.activity_id} is no longer in the store")
+            await platform.reply(found[2], welcome.text)
+        except Exception as problem:  # logged, never retried: a welcome must not be posted twice
+            error = f"{problem.__class__.__name__}: {problem}"
+            err.print(f"welcome of {welcome.member_id} failed: {error}", markup=False)
+            record(
+                store,
+                platform.actor,
+                "welcome-failed",
+                f"first message of {welcome.member_id}",
+                activity_id=welcome.activity_id,
+                details={"member": welcome.member_id, "error": error},
+            )
+        else:
+            out.print(f"welcomed {welcome.member_id} ({welcome.language}) on {welcome.activity_id}", markup=False)
 
 
 async def _listen(
-    store: Store, account: MatrixAccount, rules: RuleSet | None, *, once: bool, notify_room: str | None, auto_join: bool
+    store: Store,
+    account: MatrixAccount,
+    rules: RuleSet | None,
+    *,
+    once: bool,
+    notify_room: str | None,
+    auto_join: bool,
+    welcome: WelcomeConfig | None = None,
 ) -> None:
     listener = MatrixListener(store, account, matrix_secret(account.user_id), auto_join=auto_join)
     moderator = Moderator(store, rules) if rules is not None else None
@@ -160,12 +246,18 @@ async def _listen(
                 enrich(store, report.activity_ids)
             except Exception as problem:  # enrichment is best effort: ingest has already committed
                 err.print(f"enrichment failed: {problem.__class__.__name__}: {problem}", markup=False)
-        if moderator is None or report.initial:
-            return
-        matches = [m for m in moderator.evaluate(report.activity_ids) if m.subject.identity_id != own_identity]
-        for outcome in await moderator.enforce(matches, platform, actor=account.user_id):
-            done = ", ".join(outcome.done) or "nothing"
-            out.print(f"rule {outcome.match.rule.id} on {outcome.match.subject.activity_id}: {done}", markup=False)
+        if report.initial:
+            return  # the history: no rule acts on it, nobody is welcomed for it
+        hidden: set[str] = set()
+        if moderator is not None:
+            matches = [m for m in moderator.evaluate(report.activity_ids) if m.subject.identity_id != own_identity]
+            for outcome in await moderator.enforce(matches, platform, actor=account.user_id):
+                done = ", ".join(outcome.done) or "nothing"
+                out.print(f"rule {outcome.match.rule.id} on {outcome.match.subject.activity_id}: {done}", markup=False)
+                if "hide" in outcome.done:
+                    hidden.add(outcome.match.subject.activity_id)
+        if welcome is not None:
+            await _welcome(store, welcome, platform, [i for i in report.activity_ids if i not in hidden], own_identity)
 
     listener.after_batch = after_batch
     stop = asyncio.Event()
@@ -244,10 +336,32 @@ def moderate_queue(ctx: click.Context, state: str, limit: int) -> None:
 @click.option("--reason", default="", help="Why (kept in the audit log).")
 @click.pass_context
 def moderate_decide(ctx: click.Context, item_id: int, decision: str, moderator: str, reason: str) -> None:
-    """Record a person's decision on a queue item."""
+    """Record a person's decision on a queue item.
+
+    ``remove`` on a message of a connected Matrix account also redacts it on the homeserver (with the
+    account's credentials, as for ``parvis listen``), unless a rule already did; the redaction is
+    logged in the audit log.
+    """
     with _user_errors():
-        decide(_store(ctx), item_id, decision, moderator, reason)
+        store = _store(ctx)
+        decided = decide(store, item_id, decision, moderator, reason)
         out.print(f"item {item_id}: {decision} by {moderator}", markup=False)
+        if decision != "remove":
+            return
+        found = target_of(store, decided.activity_id)
+        account = account_for(store, found[0]) if found is not None else None
+        if account is None:
+            out.print("not a connected live source: remove the message on its platform yourself", markup=False)
+            return
+        if hidden_on_platform(store, decided.activity_id):
+            out.print(f"already removed on {account.homeserver}", markup=False)
+            return
+        try:
+            secret = matrix_secret(account.user_id)
+        except SecretsError as problem:
+            _fail(f"the decision is recorded, but the message is still on {account.homeserver}: {problem}")
+        redaction = asyncio.run(remove_on_platform(store, account, secret, decided, moderator, reason))
+        out.print(f"redacted on {account.homeserver} ({redaction})", markup=False)
 
 
 @moderate.command("log")
@@ -265,3 +379,67 @@ def moderate_log(ctx: click.Context, activity: str | None, limit: int) -> None:
                 markup=False,
                 soft_wrap=True,
             )
+
+
+@click.group()
+def thanks() -> None:
+    """Suggestions of members to thank: accepted answers, replies to newcomers."""
+
+
+_CONTROL = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], " ")
+
+
+def _clean(text: str) -> str:
+    """Community text for the terminal: no control characters (escape sequences), one line."""
+    return " ".join(text.translate(_CONTROL).split())
+
+
+def _window_end(until: datetime | None) -> datetime:
+    return until if until is not None else datetime.now(UTC).replace(tzinfo=None)
+
+
+@thanks.command("list")
+@click.option("--days", type=click.IntRange(1), default=30, show_default=True, help="How far back to look.")
+@click.option("--until", type=click.DateTime(), help="End of the period, UTC (default: now).")
+@click.option("--source", metavar="NAME", help="Only this source.")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.pass_context
+def thanks_list(ctx: click.Context, days: int, until: datetime | None, source: str | None, limit: int) -> None:
+    """Members whose answers were accepted, or who replied to a newcomer's first post, not thanked yet."""
+    with _user_errors():
+        found = thanks_suggestions(_store(ctx), until=_window_end(until), days=days, source_id=source)
+        for item in found[:limit]:
+            reasons = []
+            if item.accepted:
+                reasons.append(f"{len(item.accepted)} accepted answer{'s' * (len(item.accepted) > 1)}")
+            if item.newcomer_replies:
+                count = len(item.newcomer_replies)
+                reasons.append(f"{count} repl{'ies' if count > 1 else 'y'} to newcomers")
+            out.print(
+                f"{_clean(item.member_id)} {_clean(item.name)}: {', '.join(reasons)}", markup=False, soft_wrap=True
+            )
+        if not found:
+            out.print(f"nobody to thank in the {days} days up to {_window_end(until):%Y-%m-%d %H:%M}", markup=False)
+        elif len(found) > limit:
+            out.print(f"... and {len(found) - limit} more", markup=False)
+
+
+@thanks.command("done")
+@click.argument("member_id", metavar="MEMBER")
+@click.option("--by", "by", required=True, help="Who thanked them (kept in the audit log).")
+@click.option("--days", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--until", type=click.DateTime(), help="End of the period, UTC (default: now).")
+@click.option("--source", metavar="NAME", help="Only this source.")
+@click.pass_context
+def thanks_done(
+    ctx: click.Context, member_id: str, by: str, days: int, until: datetime | None, source: str | None
+) -> None:
+    """Record that MEMBER was thanked for their suggested activities; they leave the list."""
+    with _user_errors():
+        store = _store(ctx)
+        found = thanks_suggestions(store, until=_window_end(until), days=days, source_id=source)
+        chosen = next((item for item in found if item.member_id == member_id), None)
+        if chosen is None:
+            raise ModerationError(f"{member_id} is not among the suggestions (see parvis thanks list)")
+        count = mark_thanked(store, chosen, by)
+        out.print(f"{member_id}: thanked by {by} for {count} activit{'ies' if count > 1 else 'y'}", markup=False)

@@ -34,7 +34,7 @@ from parvis.ingest import ImportSummary, ingest, store_id
 from parvis.live.secrets import MatrixSecret
 from parvis.store import Store
 from parvis.store.schema import activities, matrix_sync
-from parvis.workflows.moderation import Target
+from parvis.workflows.moderation import Decided, Target, record, target_of
 
 log = logging.getLogger(__name__)
 
@@ -354,3 +354,48 @@ class MatrixPlatform:
             return False
         await self.actions.post(self.notify_room, text, notice=True)
         return True
+
+
+def account_for(store: Store, source_id: str) -> MatrixAccount | None:
+    """The connected Matrix account of ``source_id``, if that source is a connected Matrix account."""
+    return next((account for account in accounts(store) if account.source_id == source_id), None)
+
+
+async def remove_on_platform(
+    store: Store, account: MatrixAccount, secret: MatrixSecret, decided: Decided, moderator: str, reason: str
+) -> str:
+    """Redact the message of a queue item a person decided to remove; logged in the audit log.
+
+    Returns the redaction's event id.  A refusal is logged too (with the error), then raised.
+    """
+    found = target_of(store, decided.activity_id)
+    if found is None:
+        raise MatrixError(f"{decided.activity_id} is not in the store")
+    target = found[2]
+    details: dict[str, Any] = {"queue_item": decided.item_id, "actor": account.user_id}
+    client = new_client(account, secret)
+    try:
+        if target.channel_native_id is None:
+            raise MatrixError(f"{target.activity_id} has no room")
+        redaction = await MatrixActions(client).redact(
+            target.channel_native_id, target.native_id, (reason or f"removed by {moderator}")[:500]
+        )
+        details["redaction"] = redaction
+        return redaction
+    except MatrixError as problem:
+        details["error"] = str(problem)
+        raise
+    except Exception as problem:  # the homeserver unreachable, a timeout: one line for the user
+        details["error"] = f"{problem.__class__.__name__}: {problem}"
+        raise MatrixError(f"cannot reach {account.homeserver}: {details['error']}") from problem
+    finally:
+        await client.close()
+        record(
+            store,
+            f"{moderator} as {account.user_id}",
+            "hide",
+            reason,
+            activity_id=decided.activity_id,
+            rule=decided.rule,
+            details=details,
+        )

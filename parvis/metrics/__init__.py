@@ -75,7 +75,12 @@ def compute(
     if since is not None and until is not None and since > until:
         raise MetricsError(f"--since {since} is after --until {until}")
     scope = Scope(source=source, channel=channel, grain=grain, since=since, until=until)
-    base = Base(backend(store, engine), scope)
+    return compute_on(backend(store, engine), chosen, scope, engine)
+
+
+def compute_on(on: Any, chosen: Sequence[str], scope: Scope, engine: str = "duckdb") -> dict[str, MetricResult]:
+    """:func:`compute` over an ibis backend holding snapshot tables (a snapshot file without its store)."""
+    base = Base(on, scope)
     results: dict[str, MetricResult] = {}
     for name in chosen:
         metric = METRICS[name]

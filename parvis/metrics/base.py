@@ -80,18 +80,69 @@ class Base:
         self.activities: ir.Table = activities
         identities = backend.table("identities")
         self.identities: ir.Table = identities
-        people = identities.select(identity_id=identities.id, member_id=identities.member_id, is_bot=identities.is_bot)
-        authored = activities.join(people, activities.identity_id == people.identity_id)
-        self.authored: ir.Table = authored.select(
-            "id", "source_id", "kind", "channel_id", "conversation_id", "parent_id", "created_at", "member_id", "is_bot"
-        )
+        # A DuckDB snapshot holds derived tables (parvis.metrics.engines) with the same rows as the joins below.
+        self.derived = bool(getattr(backend, "parvis_derived", False))
+        if self.derived:
+            self.authored: ir.Table = self._scoped(backend.table("authored"), "created_at")
+        else:
+            people = identities.select(
+                identity_id=identities.id, member_id=identities.member_id, is_bot=identities.is_bot
+            )
+            authored = activities.join(people, activities.identity_id == people.identity_id)
+            self.authored = authored.select(
+                "id",
+                "source_id",
+                "kind",
+                "channel_id",
+                "conversation_id",
+                "parent_id",
+                "created_at",
+                "member_id",
+                "is_bot",
+            )
         self.member_acts: ir.Table = self.authored.filter(~self.authored.is_bot & self.authored.kind.isin(ACTIVE_KINDS))
         self.members: ir.Table = backend.table("members")
         self.sources: ir.Table = backend.table("sources")
         self.enrichments: ir.Table = backend.table("enrichments")
 
+    def _scoped(self, table: ir.Table, moment: str) -> ir.Table:
+        """Rows of a derived table within the scope: its source, channel, and before its end."""
+        if self.scope.source is not None:
+            table = table.filter(table.source_id == self.scope.source)
+        if self.scope.channel is not None:
+            table = table.filter(table.channel_id == self.scope.channel)
+        return table.filter(table[moment] < ibis.literal(self.scope.end))
+
+    def threads(self) -> ir.Table:
+        """:meth:`conversation_roots` with ``first_response_at`` (see :meth:`first_responses`)."""
+        if not self.derived or self.scope.channel is not None:
+            return self.first_responses(self.conversation_roots())
+        # The first response over the whole history is the scope's if it came before the scope's end
+        # (a response is in its conversation's source; a channel scope takes the general path).
+        facts = self._scoped(self.backend.table("root_facts"), "created_at")
+        end = ibis.literal(self.scope.end)
+        first = facts.first_response_at
+        return facts.mutate(first_response_at=ibis.ifelse(first < end, first, ibis.null("timestamp")))
+
+    def first_activity(self) -> ir.Table:
+        """Per source and member: ``first_at``, the first member activity within the scope."""
+        if self.derived and self.scope.channel is None:
+            return self._scoped(self.backend.table("member_first"), "first_at")
+        acts = self.member_acts
+        return acts.group_by(["source_id", "member_id"]).aggregate(first_at=acts.created_at.min())
+
+    def active_periods(self, grain: str) -> ir.Table:
+        """Distinct (source_id, member_id, period) with member activity within the scope."""
+        if self.derived and self.scope.channel is None:
+            found = self._scoped(self.backend.table("member_periods"), "first_at")
+            return found.filter(found.grain == grain).select("source_id", "member_id", "period")
+        acts = self.member_acts
+        return acts.select("source_id", "member_id", period=period(acts.created_at, grain)).distinct()
+
     def conversation_roots(self) -> ir.Table:
         """Started conversations: their opening activity, its author and platform (bots' excluded)."""
+        if self.derived:
+            return self._scoped(self.backend.table("root_facts"), "created_at").drop("first_response_at")
         conversations = self.backend.table("conversations")
         roots = conversations.filter(conversations.root_activity_id.notnull()).select(
             root_id=conversations.root_activity_id

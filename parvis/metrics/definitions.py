@@ -77,13 +77,11 @@ def registry() -> dict[str, Metric]:
 
 
 def _active_periods(base: Base, grain: str) -> ir.Table:
-    acts = base.member_acts
-    return acts.select("source_id", "member_id", period=period(acts.created_at, grain)).distinct()
+    return base.active_periods(grain)
 
 
 def _first_activity(base: Base) -> ir.Table:
-    acts = base.member_acts
-    return acts.group_by(["source_id", "member_id"]).aggregate(first_at=acts.created_at.min())
+    return base.first_activity()
 
 
 @metric("active_members:source:{grain}")
@@ -240,8 +238,7 @@ def contributor_ratio(base: Base, grain: str) -> ir.Table:
 
 
 def _threads(base: Base) -> ir.Table:
-    roots = base.conversation_roots()
-    return base.first_responses(roots)
+    return base.threads()
 
 
 def _hours(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:

@@ -474,8 +474,23 @@ def queue(store: Store, state: str | None = "pending", limit: int = 100) -> list
         ]
 
 
-def decide(store: Store, item_id: int, decision: str, moderator: str, reason: str) -> None:
-    """A person's decision on a queue item (approve, remove, dismiss), logged in the audit log."""
+@dataclass(frozen=True)
+class Decided:
+    """A queue item after a person's decision."""
+
+    item_id: int
+    activity_id: str
+    rule: str
+    state: str
+    was: str
+
+
+def decide(store: Store, item_id: int, decision: str, moderator: str, reason: str) -> Decided:
+    """A person's decision on a queue item (approve, remove, dismiss), logged in the audit log.
+
+    Only the store changes here; carrying a ``remove`` out on the platform is the caller's
+    (``parvis moderate decide`` redacts a Matrix message, see parvis.live.matrix.remove_on_platform).
+    """
     if decision not in DECISIONS:
         raise ModerationError(f"unknown decision {decision!r}; expected one of: {', '.join(DECISIONS)}")
     with store.engine.begin() as connection:
@@ -498,6 +513,24 @@ def decide(store: Store, item_id: int, decision: str, moderator: str, reason: st
                 details={"queue_item": item_id, "was": row.state},
             )
         )
+    return Decided(item_id, row.activity_id, row.rule, DECISIONS[decision], row.state)
+
+
+def target_of(store: Store, activity_id: str) -> tuple[str, str, Target] | None:
+    """(source id, platform, target) of a stored activity, or None when it is not in the store."""
+    query = _subject_query().add_columns(activities.c.source_id).where(activities.c.id == activity_id)
+    with store.engine.connect() as connection:
+        row = connection.execute(query).first()
+    return None if row is None else (row.source_id, row.platform, _target(row))
+
+
+def hidden_on_platform(store: Store, activity_id: str) -> bool:
+    """Whether a ``hide`` of this activity succeeded already (by a rule or a person)."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            select(audit_log.c.details).where(audit_log.c.activity_id == activity_id, audit_log.c.action == "hide")
+        ).scalars()
+        return any(isinstance(details, dict) and not ({"error", "skipped"} & details.keys()) for details in rows)
 
 
 @dataclass(frozen=True)

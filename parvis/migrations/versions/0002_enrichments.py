@@ -24,9 +24,7 @@ def upgrade() -> None:
         sa.Column("score", sa.Float(), nullable=False),
         sa.Column("extras", sa.JSON(), nullable=False),
         sa.Column("content_hash", sa.String(length=32), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["activity_id"], ["activities.id"], name=op.f("fk_enrichments_activity_id_activities")
-        ),
+        sa.ForeignKeyConstraint(["activity_id"], ["activities.id"], name=op.f("fk_enrichments_activity_id_activities")),
         sa.PrimaryKeyConstraint("activity_id", "enricher", name=op.f("pk_enrichments")),
     )
     op.create_index(op.f("ix_enrichments_enricher_label"), "enrichments", ["enricher", "label"], unique=False)

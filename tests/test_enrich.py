@@ -1,0 +1,235 @@
+"""Enrichment: the shipped models on real labelled data, bad input, and incremental storage."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select, update
+
+from parvis.connectors.irc import IrcLogConnector
+from parvis.enrich import data
+from parvis.enrich.evaluate import macro_f1, roc_auc
+from parvis.enrich.models import load_bundle
+from parvis.enrich.pipeline import TASKS, LinearClassifier, Result, default_classifier
+from parvis.enrich.run import activity_text, enrich, pending_count
+from parvis.ingest import ingest
+from parvis.store import open_store
+from parvis.store.schema import activities, enrichments
+
+ALLOWED = {
+    "language": {"fr", "en", "und"},
+    "sentiment": {"negative", "neutral", "positive"},
+    "toxicity": {"toxic", "ok"},
+    "question": {"question", "other"},
+}
+
+BAD_INPUT = [
+    "",
+    "   \n\t  ",
+    "a",
+    "x" * 1_000_000,
+    "Ünïcödé " * 200_000,
+    "\x00\x01\x02\xff\ufffd\ud800 junk \udfff",
+    bytes(range(256)).decode("latin-1"),
+    "😀😂🎉🔥",
+    "مرحبا بكم في المنتدى",
+    "Привет, как дела? Bonjour 你好",
+]
+
+
+def test_bad_input_gets_a_defined_result() -> None:
+    results = default_classifier().classify(BAD_INPUT)
+    for task in TASKS:
+        assert len(results[task]) == len(BAD_INPUT)
+        for result in results[task]:
+            assert result.label in ALLOWED[task]
+            assert -1.0 <= result.score <= 1.0
+            json.dumps(result.extras)
+    languages = [result.label for result in results["language"]]
+    # No letters, or letters of another script: undetermined.
+    assert languages[0] == languages[1] == languages[7] == languages[8] == "und"
+    # Nothing left to read: the neutral result everywhere.
+    for task, label in (("sentiment", "neutral"), ("toxicity", "ok"), ("question", "other")):
+        assert results[task][0] == results[task][1]
+        assert results[task][0].label == label
+        assert results[task][0].score == 0.0
+    assert default_classifier().classify([]) == {task: [] for task in TASKS}
+
+
+def test_a_megabyte_costs_what_its_first_characters_cost() -> None:
+    long_text = "Je ne comprends pas pourquoi ce paquet refuse de compiler. " * 20_000
+    results = default_classifier().classify([long_text, long_text[:1000]])
+    for task in TASKS:
+        assert results[task][0] == results[task][1]
+
+
+def test_clear_cases() -> None:
+    texts = [
+        "Thank you so much, this is wonderful and I love it!",
+        "Je déteste cette mise à jour, tout est cassé, quelle horreur.",
+        "How do I install the nvidia driver on ubuntu",
+        "Est-ce que quelqu'un sait comment configurer le proxy ?",
+    ]
+    results = default_classifier().classify(texts)
+    assert [r.label for r in results["language"]] == ["en", "fr", "en", "fr"]
+    assert [r.label for r in results["sentiment"][:2]] == ["positive", "negative"]
+    assert [r.label for r in results["question"]] == ["other", "other", "question", "question"]
+    assert results["sentiment"][0].score > 0.5 > -0.5 > results["sentiment"][1].score
+    assert set(results["toxicity"][0].extras["categories"]) == {"hateful", "offensive"}
+
+
+def test_quality_on_held_out_real_data(shared_data: Path) -> None:
+    """Regression guard on the splits docs/quality.md reports (the exact figures are there)."""
+    model = default_classifier()
+    for lang in ("fr", "en"):
+        tweets = data.sentiment(shared_data, "test", lang)
+        predicted = [r.label for r in model.classify([t.text for t in tweets], ("sentiment",))["sentiment"]]
+        assert macro_f1([t.label for t in tweets], predicted) > 0.5
+        languages = model.classify([t.text for t in tweets], ("language",))["language"]
+        assert sum(r.label == lang for r in languages) / len(tweets) > 0.95
+        toxic = data.toxicity(shared_data, "test", lang)
+        scores = [r.score for r in model.classify([t.text for t in toxic], ("toxicity",))["toxicity"]]
+        assert roc_auc([t.label == "toxic" for t in toxic], scores) > 0.65
+
+
+def test_metrics_on_known_values() -> None:
+    assert macro_f1(["a", "a", "b", "b"], ["a", "b", "b", "b"]) == pytest.approx((2 / 3 + 0.8) / 2)
+    assert roc_auc([True, False, True, False], [0.9, 0.1, 0.4, 0.6]) == pytest.approx(0.75)
+    assert roc_auc([True, False], [0.5, 0.5]) == pytest.approx(0.5)
+
+
+def test_activity_text_drops_quoted_lines() -> None:
+    assert activity_text("Re: build fails", "> old text\n>> older\nMy answer") == "Re: build fails\nMy answer"
+    assert activity_text(None, None) == ""
+
+
+class _Versioned:
+    """The default models under other version names (as after retraining)."""
+
+    def __init__(self, suffix: str) -> None:
+        self.inner = default_classifier()
+        self.suffix = suffix
+
+    def versions(self) -> dict[str, str]:
+        return {task: version + self.suffix for task, version in self.inner.versions().items()}
+
+    def classify(
+        self, texts: Sequence[str], tasks: Sequence[str] = TASKS, lang: str | None = None
+    ) -> dict[str, list[Result]]:
+        return self.inner.classify(texts, tasks, lang)
+
+
+def test_enrich_is_incremental_and_idempotent(shared_data: Path, store_url: str) -> None:
+    store = open_store(store_url)
+    log = sorted((shared_data / "chat_ubuntu_irc_disentangle" / "dev").glob("*.raw.txt"))[0]
+    ingest(store, IrcLogConnector([log], channel="#ubuntu"), "ubuntu")
+    with store.engine.connect() as connection:
+        with_text = connection.execute(
+            select(func.count()).where(activities.c.text_plain.is_not(None) | activities.c.title.is_not(None))
+        ).scalar_one()
+    assert with_text > 1000
+
+    first = enrich(store, batch_size=300)
+    assert first.enriched == with_text
+    assert first.rows_written == 4 * with_text
+    assert enrich(store).enriched == 0
+    assert pending_count(store) == 0
+
+    with store.engine.connect() as connection:
+        per_task: dict[str, int] = dict(
+            connection.execute(select(enrichments.c.enricher, func.count()).group_by(enrichments.c.enricher)).all()
+        )
+        assert per_task == dict.fromkeys(TASKS, with_text)
+        questions = (
+            connection.execute(
+                select(activities.c.text_plain)
+                .join(enrichments, enrichments.c.activity_id == activities.c.id)
+                .where(enrichments.c.enricher == "question", enrichments.c.label == "question")
+            )
+            .scalars()
+            .all()
+        )
+        target = connection.execute(select(activities.c.id).order_by(activities.c.id).limit(1)).scalar_one()
+    # Most lines of a help channel holding a question mark are questions, and are found.
+    marked = [q for q in questions if "?" in q]
+    assert len(marked) > 0.6 * len(questions) > 50
+
+    # A changed text is computed again, alone.
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(activities).where(activities.c.id == target).values(content_hash="changed", text_plain="why?")
+        )
+    again = enrich(store)
+    assert again.enriched == 1
+    with store.engine.connect() as connection:
+        row = connection.execute(
+            select(enrichments.c.label, enrichments.c.content_hash).where(
+                enrichments.c.activity_id == target, enrichments.c.enricher == "question"
+            )
+        ).one()
+    assert tuple(row) == ("question", "changed")
+
+    # A new model version recomputes everything, only for the enricher asked for.
+    assert enrich(store, tasks=["sentiment"], classifier=_Versioned("x")).enriched == with_text
+    assert enrich(store, tasks=["sentiment"], classifier=_Versioned("x")).enriched == 0
+    with store.engine.connect() as connection:
+        versions = dict(
+            connection.execute(
+                select(enrichments.c.enricher, func.max(enrichments.c.version)).group_by(enrichments.c.enricher)
+            ).all()
+        )
+    assert versions["sentiment"] == default_classifier().versions()["sentiment"] + "x"
+    assert versions["language"] == default_classifier().versions()["language"]
+    store.close()
+
+
+@dataclass
+class _Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _parvis(*args: str, stdin: str = "", db: str | None = None) -> _Run:
+    """The ``parvis`` command, in process (its start-up would dominate in a subprocess)."""
+    from parvis.cli import main
+
+    result = CliRunner().invoke(main, [*(["--db", db] if db else []), *args], input=stdin)
+    return _Run(result.exit_code, result.stdout, result.stderr)
+
+
+def test_classify_command_reads_lines_and_writes_json() -> None:
+    result = _parvis("classify", "language", stdin="Hello everyone, how are you today\nBonjour à tous et merci\n\n")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["label"], r["lang"]) for r in records] == [("en", "en"), ("fr", "fr"), ("und", "und")]
+    result = _parvis("classify", "toxicity", "--lang", "fr", stdin="merci pour ton aide\n")
+    assert result.returncode == 0, result.stderr
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["label"] == "ok" and 0 <= record["score"] < 0.5 and "categories" in record
+    result = _parvis("classify", "mood", stdin="x\n")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_enrich_command(shared_data: Path, sqlite_url: str) -> None:
+    log = sorted((shared_data / "chat_ubuntu_irc_disentangle" / "dev").glob("*.raw.txt"))[1]
+    assert _parvis("import", "irc", str(log), "--source", "ubuntu", db=sqlite_url).returncode in (0, 3)
+    result = _parvis("enrich", "--only", "question", "--only", "language", db=sqlite_url)
+    assert result.returncode == 0, result.stderr
+    assert "activities enriched" in result.stdout
+    assert _parvis("enrich", "--only", "question", db=sqlite_url).stdout.startswith("0 activities enriched")
+    bad = _parvis("enrich", "--model", "/nonexistent/model.npz", db=sqlite_url)
+    assert bad.returncode == 1 and "cannot read the model" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_model_round_trips_through_its_file(tmp_path: Path) -> None:
+    bundle = default_classifier().bundle
+    bundle.save(tmp_path / "copy.npz")
+    copy = LinearClassifier(load_bundle(tmp_path / "copy.npz"))
+    assert copy.versions() == default_classifier().versions()
+    assert copy.classify(["Merci beaucoup !"]) == default_classifier().classify(["Merci beaucoup !"])
