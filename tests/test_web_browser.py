@@ -131,6 +131,11 @@ def test_a_morning_in_the_cockpit(base_url: str, browser: object) -> None:
     page.reload()
     assert page.locator(f'[data-activity="{first}"]').count() == 0
     page.screenshot(path=str(ARTIFACTS / "inbox.png"), full_page=True)
+    # Reopen it from the handled list, so the shared store is as the other test modules expect.
+    page.goto(base_url + "/inbox?source=qc&show=handled")
+    page.locator(f'[data-activity="{first}"]').get_by_role("button", name="Reopen").click()
+    page.goto(base_url + "/inbox?source=qc")
+    assert page.locator(f'[data-activity="{first}"]').count() == 1
 
     page.get_by_role("link", name="Français").click()
     page.wait_for_selector("h1:has-text('Boîte de réception')")
