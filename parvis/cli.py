@@ -14,7 +14,7 @@ import secrets
 import sys
 import threading
 import webbrowser
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -75,35 +75,32 @@ def user_errors() -> Iterator[None]:
 # -- feature commands ----------------------------------------------------------------------------
 # Each feature package (metrics, enrichment, web, live platforms) adds its commands itself, as a
 # Datasette plugin would: its ``cli`` module has ``register(main: click.Group) -> None``.
-# They pull in heavy libraries (DuckDB, pandas, models), so they are loaded only when a command
-# that is not a core one is asked for, or the command list is shown.
-FEATURE_COMMAND_MODULES = ("parvis.metrics.cli", "parvis.enrich.cli", "parvis.web.cli", "parvis.live.cli")
-# Core groups that features add subcommands to (``members list``).
-EXTENDED_CORE_GROUPS = frozenset({"members"})
-
-
-def _package_exists(module_name: str) -> bool:
-    return (Path(__file__).parent / module_name.split(".")[1] / "cli.py").is_file()
+# They pull in heavy libraries (DuckDB, pandas, matrix-nio), so a module is imported only when one
+# of the commands it provides is asked for (all of them when the command list is shown).
+FEATURE_COMMANDS: dict[str, tuple[str, ...]] = {
+    "parvis.metrics.cli": ("metrics", "export", "members"),
+    "parvis.enrich.cli": ("enrich", "classify", "evaluate", "train"),
+    "parvis.web.cli": ("serve", "users", "inbox"),
+    "parvis.live.cli": ("connect", "listen", "moderate", "thanks"),
+}
 
 
 class _ParvisGroup(click.Group):
-    _features_loaded = False
+    _loaded: set[str]
 
-    def _load_features(self) -> None:
-        if self._features_loaded:
-            return
-        self._features_loaded = True
-        for module_name in FEATURE_COMMAND_MODULES:
-            if _package_exists(module_name):
+    def _load(self, module_names: Iterable[str]) -> None:
+        loaded = self.__dict__.setdefault("_loaded", set())
+        for module_name in module_names:
+            if module_name not in loaded:
+                loaded.add(module_name)
                 importlib.import_module(module_name).register(self)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands or cmd_name in EXTENDED_CORE_GROUPS:
-            self._load_features()
+        self._load(module for module, names in FEATURE_COMMANDS.items() if cmd_name in names)
         return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load_features()
+        self._load(FEATURE_COMMANDS)
         return super().list_commands(ctx)
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from parvis.metrics.base import GRAINS, Base, Scope
 from parvis.metrics.definitions import Metric, registry
-from parvis.metrics.engines import ENGINES, MetricsError, backend
+from parvis.metrics.engines import ENGINES, MetricsError, backend, serialized
 from parvis.metrics.segments import SEGMENTS, SegmentRules, segment_members, unanswered_questions
 from parvis.store import Store
 
@@ -52,6 +52,7 @@ def default_names(grain: str) -> list[str]:
     return [name for name, metric in METRICS.items() if metric.grain == grain or metric.always]
 
 
+@serialized
 def compute(
     store: Store,
     names: Sequence[str] | None = None,

@@ -30,14 +30,16 @@ identical; the Spark engine, which does not get them, is the reference in the co
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import duckdb
 import ibis
@@ -48,6 +50,9 @@ from sqlalchemy.engine import make_url
 from parvis.metrics.base import ACTIVE_KINDS, RESPONSE_KINDS, STARTER_KINDS
 from parvis.store import Store
 from parvis.store.schema import activities, identities, import_runs, member_events
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 ENGINES = ("duckdb", "spark")
 
@@ -339,7 +344,21 @@ class _Cached:
 
 
 _cache: dict[str, _Cached] = {}
-_lock = threading.Lock()
+# A DuckDB connection serves one query at a time, and a refresh rewrites the snapshot under it: the
+# public entry points (compute, segments, unanswered questions) run one at a time per process.
+# DuckDB parallelises each query itself, so little is lost, and a web server's threads stay safe.
+_lock = threading.RLock()
+
+
+def serialized(function: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(function)
+    def one_at_a_time(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _lock:
+            return function(*args, **kwargs)
+
+    return one_at_a_time
+
+
 # How each refresh went (table: "built", "appended", "memory"), for benchmarks and tests.
 refresh_log: list[tuple[str, str, float]] = []
 

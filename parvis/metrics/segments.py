@@ -16,7 +16,7 @@ import pandas as pd
 
 from parvis.metrics.base import Base, Scope
 from parvis.metrics.definitions import _tiers, love_and_reach
-from parvis.metrics.engines import MetricsError, backend
+from parvis.metrics.engines import MetricsError, backend, serialized
 from parvis.store import Store
 
 SEGMENTS: dict[str, str] = {
@@ -113,6 +113,7 @@ def _champion_facts(base: Base, rules: SegmentRules) -> ir.Table:
     )
 
 
+@serialized
 def segment_members(
     store: Store,
     segment: str | None = None,
@@ -191,6 +192,7 @@ def segment_members(
     return out.sort_values(["love", "member_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
+@serialized
 def segment_counts(
     store: Store,
     *,
@@ -210,6 +212,7 @@ def segment_counts(
     return pd.DataFrame(rows, columns=["as_of", "segment", "members"])
 
 
+@serialized
 def unanswered_questions(
     store: Store,
     *,

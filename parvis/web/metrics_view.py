@@ -355,18 +355,29 @@ def member_page(
     page: int = 1,
     per_page: int = 50,
 ) -> queries.Page[MemberRow]:
-    frame = _segment_frame(store, source, _as_of(store, source))
+    as_of = _as_of(store, source)
+    column = sort if sort in SORTABLE else "last_activity"
+
+    def sorted_members() -> pd.DataFrame:
+        frame = _segment_frame(store, source, as_of)
+        key = frame["search"] if column == "display_name" else frame[column]
+        return frame.loc[key.sort_values(ascending=not descending, na_position="last", kind="stable").index]
+
+    # Sorting and segment masks cost seconds with millions of members: cached until the store changes.
+    frame = views.get(store, ("members-sorted", source, as_of, column, descending), sorted_members)
     if segment:
         wanted = GROUPS.get(segment, (segment,))
-        frame = frame[[any(name in segments for name in wanted) for segments in frame["segments"]]]
+        mask = views.get(
+            store,
+            ("members-in", source, as_of, column, descending, wanted),
+            lambda: [any(name in segments for name in wanted) for segments in frame["segments"]],
+        )
+        frame = frame[mask]
     needle = search.strip().lower()
     if needle:
         frame = frame[frame["search"].str.contains(needle, regex=False)]
-    column = sort if sort in SORTABLE else "last_activity"
-    key = frame["search"] if column == "display_name" else frame[column]
-    order = key.sort_values(ascending=not descending, na_position="last", kind="stable").index
     start = (page - 1) * per_page
-    chosen = frame.loc[order[start : start + per_page]]
+    chosen = frame.iloc[start : start + per_page]
     return queries.Page([_row(record) for record in chosen.to_dict("records")], len(frame), page, per_page)
 
 
@@ -384,17 +395,21 @@ class Group:
 def member_groups(store: Store, *, source: str | None = None) -> list[Group]:
     """How many members each segment holds now, and ``TREND_DAYS`` days earlier."""
     as_of = _as_of(store, source)
-    now = _segment_frame(store, source, as_of)
-    before = _segment_frame(store, source, as_of - timedelta(days=TREND_DAYS)) if as_of else None
 
-    def count(frame: pd.DataFrame, wanted: tuple[str, ...]) -> int:
-        return sum(1 for segments in frame["segments"] if any(name in segments for name in wanted))
+    def compute() -> list[Group]:
+        now = _segment_frame(store, source, as_of)
+        before = _segment_frame(store, source, as_of - timedelta(days=TREND_DAYS)) if as_of else None
 
-    chosen = [(name, members) for name, members in GROUPS.items()] + [(name, (name,)) for name in LIFECYCLE]
-    return [
-        Group(name, count(now, wanted), count(before, wanted) if before is not None else None)
-        for name, wanted in chosen
-    ]
+        def count(frame: pd.DataFrame, wanted: tuple[str, ...]) -> int:
+            return sum(1 for segments in frame["segments"] if any(name in segments for name in wanted))
+
+        chosen = [(name, members) for name, members in GROUPS.items()] + [(name, (name,)) for name in LIFECYCLE]
+        return [
+            Group(name, count(now, wanted), count(before, wanted) if before is not None else None)
+            for name, wanted in chosen
+        ]
+
+    return views.get(store, ("member-groups", source, as_of), compute)
 
 
 def member_summary(store: Store, member_id: str) -> MemberRow | None:
