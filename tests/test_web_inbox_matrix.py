@@ -71,20 +71,17 @@ def test_answer_and_remove_from_the_web(synapse: Synapse, tmp_path: Path, monkey
         stored = parvis.activity(SOURCE, question)
         assert stored is not None and stored.kind == "message" and stored.conversation_id is not None
 
-        # The question detector's contract (parvis.enrich writes these rows; its model is not in this
-        # checkout yet): enricher "question", label "question", on the message.
-        with parvis.store.engine.begin() as connection:
-            connection.execute(
-                enrichments.insert().values(
-                    activity_id=question_id,
-                    enricher="question",
-                    version="test",
-                    label="question",
-                    score=0.97,
-                    extras={},
-                    content_hash=stored.content_hash,
-                )
+        # The listener ran the packaged enrichers on the batch: the question detector found the question.
+        with parvis.store.engine.connect() as connection:
+            labels = dict(
+                connection.execute(
+                    select(enrichments.c.activity_id, enrichments.c.label).where(
+                        enrichments.c.enricher == "question",
+                        enrichments.c.activity_id.in_([question_id, f"{SOURCE}:{chatter}"]),
+                    )
+                ).all()
             )
+        assert labels == {question_id: "question", f"{SOURCE}:{chatter}": "other"}
         auth.add_user(parvis.store, "mo", PASSWORD, "moderator")
         auth.add_user(parvis.store, "ann", PASSWORD, "analyst")
         web = TestClient(create_app(parvis.store, secret=b"test secret"))
