@@ -18,11 +18,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
+from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parvis.store import Store
 from parvis.web import auth, i18n, labels, metrics_view, moderation_view, queries, reports
 from parvis.web.auth import User
+from parvis.web.cache import views
 from parvis.web.labels import N_
 from parvis.workflows import inbox, moderation
 
@@ -177,10 +179,13 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
         return request.url.path + ("?" + query if query else "")
 
     def render(request: Request, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        return HTMLResponse(templates.get_template(name).render(page_context(request, values)), status_code=status_code)
+
+    def page_context(request: Request, values: dict[str, Any]) -> dict[str, Any]:
         language = language_of(request)
         user: User | None = getattr(request.state, "user", None)
         session = request.cookies.get(SESSION_COOKIE)
-        context = {
+        return {
             "request": request,
             "user": user,
             "csrf": auth.csrf_token(key, session) if session and user else "",
@@ -192,7 +197,6 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
             "here": request.url.path + ("?" + request.url.query if request.url.query else ""),
             **values,
         }
-        return HTMLResponse(templates.get_template(name).render(context), status_code=status_code)
 
     # -- errors ---------------------------------------------------------------------------------------
 
@@ -307,9 +311,17 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
         grain: str = "week",
     ) -> Response:
         chosen, filters = scope(source, channel, period, grain)
-        titles = {key: gettext(request, title) for key, title in labels.CHARTS.items()}
-        view = metrics_view.overview(store, chosen, titles)
-        return render(request, "overview.html", scope=chosen, filters=filters, view=view, periods=metrics_view.PERIODS)
+        language = language_of(request)
+
+        def main_html() -> Markup:
+            titles = {key: gettext(request, title) for key, title in labels.CHARTS.items()}
+            view = metrics_view.overview(store, chosen, titles)
+            values = {"scope": chosen, "filters": filters, "view": view, "periods": metrics_view.PERIODS}
+            return Markup(templates.get_template("_overview_main.html").render(page_context(request, values)))
+
+        # Rendering the charts' data is most of a warm request's cost: kept per language and store state.
+        main = views.get(store, ("overview-html", chosen, language), main_html)
+        return render(request, "overview.html", main_html=main)
 
     # -- members --------------------------------------------------------------------------------------
 
@@ -324,31 +336,39 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
         order: str = "desc",
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     ) -> Response:
-        listing = metrics_view.member_page(
-            store,
-            search=q,
-            segment=segment or None,
-            source=source or None,
-            sort=sort,
-            descending=order != "asc",
-            page=_page_number(page),
-            per_page=PER_PAGE,
-        )
-        groups = metrics_view.member_groups(store, source=source or None)
-        name = "_member_table.html" if "hx-request" in request.headers else "members.html"
-        return render(
-            request,
-            name,
-            listing=listing,
-            groups=groups,
-            filters=queries.filter_options(store),
-            q=q,
-            segment=segment,
-            source=source,
-            sort=sort,
-            order=order,
-            segments=metrics_view.SEGMENTS,
-        )
+        partial = "hx-request" in request.headers
+
+        def main_html() -> Markup:
+            listing = metrics_view.member_page(
+                store,
+                search=q,
+                segment=segment or None,
+                source=source or None,
+                sort=sort,
+                descending=order != "asc",
+                page=_page_number(page),
+                per_page=PER_PAGE,
+            )
+            values = {
+                "listing": listing,
+                "groups": metrics_view.member_groups(store, source=source or None),
+                "filters": queries.filter_options(store),
+                "q": q,
+                "segment": segment,
+                "source": source,
+                "sort": sort,
+                "order": order,
+                "segments": metrics_view.SEGMENTS,
+            }
+            name = "_member_table.html" if partial else "_members_main.html"
+            return Markup(templates.get_template(name).render(page_context(request, values)))
+
+        # The list only changes with the store: rendered once per language, query and store state.
+        key = ("members-html", language_of(request), partial, q, segment, source, sort, order, page)
+        main = views.get(store, key, main_html)
+        if partial:
+            return HTMLResponse(main)
+        return render(request, "members.html", main_html=main)
 
     @app.get("/members/{member_id:path}", response_class=HTMLResponse)
     def member_page(request: Request, member_id: str, _user: viewer) -> Response:

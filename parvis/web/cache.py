@@ -4,7 +4,8 @@ Metrics over millions of activities take seconds; pages must answer in milliseco
 kept until the store's state key changes (an import run, a merge, an inbox change: see
 :func:`parvis.web.queries.store_state`).  The state key itself is re-read every ``STATE_TTL``
 seconds, so changes made by another process (an import running beside the server) show up within
-that delay, and nothing is recomputed while the store stays as it is.  Concurrent
+that delay.  Enrichments written by ``parvis enrich`` leave no import run behind: a value is also
+recomputed once it is ``TTL`` seconds old.  Concurrent
 requests for the same missing value wait for one computation instead of all running it.
 """
 
@@ -21,12 +22,13 @@ from parvis.web.queries import store_state
 
 T = TypeVar("T")
 STATE_TTL = 2.0
+TTL = 300.0
 MAX_ENTRIES = 128
 
 
 class ViewCache:
     def __init__(self) -> None:
-        self._values: OrderedDict[Hashable, Any] = OrderedDict()
+        self._values: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._locks: dict[Hashable, threading.Lock] = {}
         self._guard = threading.Lock()
         self._state: dict[str, tuple[float, tuple[object, ...]]] = {}
@@ -47,17 +49,19 @@ class ViewCache:
     def get(self, store: Store, key: Hashable, compute: Callable[[], T]) -> T:
         full = (store.engine.url.render_as_string(hide_password=True), self.state(store), key)
         with self._guard:
-            if full in self._values:
+            found = self._values.get(full)
+            if found is not None and time.monotonic() - found[0] < TTL:
                 self._values.move_to_end(full)
-                return self._values[full]  # type: ignore[no-any-return]
+                return found[1]  # type: ignore[no-any-return]
             lock = self._locks.setdefault(full, threading.Lock())
         with lock:
             with self._guard:
-                if full in self._values:
-                    return self._values[full]  # type: ignore[no-any-return]
+                found = self._values.get(full)
+                if found is not None and time.monotonic() - found[0] < TTL:
+                    return found[1]  # type: ignore[no-any-return]
             value = compute()
             with self._guard:
-                self._values[full] = value
+                self._values[full] = (time.monotonic(), value)
                 self._values.move_to_end(full)
                 while len(self._values) > MAX_ENTRIES:
                     old, _ = self._values.popitem(last=False)

@@ -65,7 +65,7 @@ def filter_options(store: Store, source: str | None = None) -> Filters:
 def store_state(store: Store) -> tuple[object, ...]:
     """A cheap key that changes whenever community data does (an import run or a merge/unmerge).
 
-    Enrichments written without an import run are picked up by the cache's time limit.
+    Enrichments written without an import run are picked up by the cache's age limit (parvis.web.cache.TTL).
     """
     with store.engine.connect() as connection:
         runs = connection.execute(select(func.max(import_runs.c.id), func.max(import_runs.c.finished_at))).one()
