@@ -366,3 +366,20 @@ def test_users_add_reads_the_password_from_stdin_and_never_prints_it(store: Stor
         timeout=60,
     )
     assert again.returncode != 0 and "already exists" in again.stderr
+
+
+def test_warm_up_fills_the_member_list_cache(store: Store) -> None:
+    from parvis.web import metrics_view
+
+    views.clear()
+    calls: list[str] = []
+    metrics_view.warm_up(store)
+
+    def must_not_run() -> object:
+        calls.append("computed")
+        return None
+
+    # After the warm-up, the member groups and the first page come from the cache.
+    groups = views.get(store, ("member-groups", None, metrics_view._as_of(store, None)), must_not_run)
+    assert calls == [] and groups is not None
+    assert metrics_view.member_groups(store) == groups

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,13 @@ def register(main: click.Group) -> None:
         """Run the web cockpit on the store (log in with an account made by `parvis users add`)."""
         import uvicorn
 
+        from parvis.web import metrics_view
         from parvis.web.app import create_app
 
         with user_errors():
             store = _context(ctx).store
             app = create_app(store, secure_cookies=secure_cookies)
+        threading.Thread(target=metrics_view.warm_up, args=(store,), name="parvis-warm-up", daemon=True).start()
         click.echo(f"Parvis cockpit on http://{host}:{port}/ (Ctrl+C stops it)", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)
 

@@ -7,6 +7,7 @@ pages of the member list.  The inbox is :mod:`parvis.workflows.inbox`'s.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -23,6 +24,7 @@ from parvis.web.i18n import Formatter
 # Window presets: key -> days (None: the whole history).
 PERIODS: dict[str, int | None] = {"30d": 30, "90d": 90, "365d": 365, "all": None}
 GRAINS = ("day", "week", "month")
+logger = logging.getLogger(__name__)
 SEGMENTS: tuple[str, ...] = tuple(metrics.SEGMENTS)
 # The four groups of the members page (a group is the union of its segments), then lifecycle segments.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -431,3 +433,14 @@ def member_timeline_spec(view: queries.MemberView, _formatter: Formatter, title:
 def _text(value: Any) -> str | None:
     """A string from a frame cell; None, NaN and empty strings become None."""
     return value if isinstance(value, str) and value else None
+
+
+def warm_up(store: Store) -> None:
+    """Compute what the first visit to the member list needs (minutes at millions of members), so a
+    server started on a large store answers its first visitors from the cache."""
+    try:
+        member_groups(store)
+        member_page(store)
+    # A warm-up never stops the server: the page itself will show the error to whoever opens it.
+    except Exception as problem:
+        logger.warning("warming up the member list failed: %s", problem)
