@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.cli_run import PARVIS
+from tests.test_web_data import log_in
 
 
 def free_port() -> int:
@@ -47,20 +48,11 @@ def test_demo_serves_the_imported_sample_to_the_printed_account(tmp_path: Path) 
             time.sleep(0.3)
         assert password is not None, log.read_text()
         with httpx.Client(base_url=base, timeout=60) as client:
-            form = client.get("/login")
-            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-            assert token is not None
-            answer = client.post(
-                "/login", data={"username": "demo", "password": password, "csrf_token": token.group(1), "next": "/"}
-            )
-            assert answer.status_code == 303
+            assert log_in(client, "demo", password, next="/").status_code == 303
             overview = client.get("/")
             assert overview.status_code == 200
             assert "french-language-meta" in overview.text
-            refused = client.post(
-                "/login", data={"username": "demo", "password": password + "x", "csrf_token": token.group(1)}
-            )
-            assert refused.status_code in (401, 403)
+            assert log_in(client, "demo", password + "x").status_code in (401, 403)
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -23,10 +23,9 @@ from parvis.store.schema import inbox_states
 from parvis.web.app import create_app, safe_next, safe_url
 from parvis.web.cache import views
 from parvis.web.i18n import choose_language
-from tests.test_web_data import HOSTILE_NAME, HOSTILE_SUBJECT, PASSWORD, USERS, web_store_url
+from tests.test_web_data import CSRF, HOSTILE_NAME, HOSTILE_SUBJECT, PASSWORD, USERS, log_in, web_store_url
 
 ROW = re.compile(rb"<row [^\n]*/>")
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +44,7 @@ def app_client(store: Store) -> Iterator[TestClient]:
 
 def login(store: Store, name: str) -> TestClient:
     client = TestClient(create_app(store, secret=b"test secret"))
-    page = client.get("/login")
-    token = CSRF.search(page.text)
-    assert token is not None
-    done = client.post(
-        "/login", data={"username": name, "password": PASSWORD, "csrf_token": token.group(1), "next": "/members"}
-    )
+    done = log_in(client, name, next="/members")
     assert done.status_code == 200 and done.url.path == "/members", done.text[:500]
     return client
 
@@ -283,12 +277,11 @@ def test_security_headers(clients: dict[str, TestClient]) -> None:
 
 def login_cookie_header(clients: dict[str, TestClient]) -> str:
     client = clients["ann"]
-    page = client.get("/login")
-    token = CSRF.search(page.text)
-    assert token is not None
-    response = client.post(
-        "/login", data={"username": "ann", "password": PASSWORD, "csrf_token": token.group(1)}, follow_redirects=False
-    )
+    client.follow_redirects = False
+    try:
+        response = log_in(client, "ann")
+    finally:
+        client.follow_redirects = True
     return response.headers["set-cookie"]
 
 

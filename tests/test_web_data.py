@@ -6,13 +6,16 @@ Holds no tests itself; ``web_store_url`` is called by the test_web_* modules.
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.cli_run import parvis
 
 PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 USERS = {"ada": "admin", "mo": "moderator", "ann": "analyst"}
 HOSTILE_SUBJECT = "<script>window.__pwned = 'subject'</script> help!"
 HOSTILE_NAME = "<img src=x onerror=\"window.__pwned='name'\">"
@@ -54,3 +57,10 @@ def web_store_url(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -
         assert PASSWORD not in added.stdout + added.stderr
     done.write_text("ok")
     return url
+
+
+def log_in(client: httpx.Client, name: str, password: str = PASSWORD, **fields: str) -> httpx.Response:
+    """Log in through the form, as a browser does: the login page's CSRF token, then the POST."""
+    token = CSRF.search(client.get("/login").text)
+    assert token is not None
+    return client.post("/login", data={"username": name, "password": password, "csrf_token": token.group(1), **fields})

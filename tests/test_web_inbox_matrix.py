@@ -8,7 +8,6 @@ from the web queue redacts it on the homeserver.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -20,19 +19,15 @@ from parvis.web import auth
 from parvis.web.app import create_app
 from parvis.workflows import moderation
 from tests.synapse import Member, Parvis, Synapse, wait_for
+from tests.test_web_data import CSRF, PASSWORD, log_in
 
 pytest_plugins = ["tests.synapse"]  # the session's Synapse (fixture ``synapse``)
 
-PASSWORD = "correct horse battery"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 SOURCE = "m"
 
 
 def _login(client: TestClient, name: str) -> None:
-    token = CSRF.search(client.get("/login").text)
-    assert token is not None
-    done = client.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token.group(1)})
-    assert done.status_code == 200
+    assert log_in(client, name).status_code == 200
 
 
 def _csrf(client: TestClient, path: str) -> str:
