@@ -65,22 +65,19 @@ def _polarity_label(value: float, threshold: float) -> str:
     return "positive" if value >= threshold else "negative" if value <= -threshold else "neutral"
 
 
+def _vader(module: str, package: str) -> Scorer | str:
+    """A VADER-style analyser's labels (compound score, ±0.05), or why it is missing."""
+    try:
+        analyzer = importlib.import_module(module).SentimentIntensityAnalyzer()
+    except ImportError:
+        return f"not installed ({package})"
+    return lambda texts: [_polarity_label(analyzer.polarity_scores(text)["compound"], 0.05) for text in texts]
+
+
 def _baselines_sentiment() -> dict[str, dict[str, Scorer | str]]:
     found: dict[str, dict[str, Scorer | str]] = {"en": {}, "fr": {}}
-    try:
-        vader = importlib.import_module("vaderSentiment.vaderSentiment").SentimentIntensityAnalyzer()
-        found["en"]["VADER"] = lambda texts: [
-            _polarity_label(vader.polarity_scores(text)["compound"], 0.05) for text in texts
-        ]
-    except ImportError:
-        found["en"]["VADER"] = "not installed (vaderSentiment)"
-    try:
-        vader_fr = importlib.import_module("vaderSentiment_fr.vaderSentiment").SentimentIntensityAnalyzer()
-        found["fr"]["vader-fr"] = lambda texts: [
-            _polarity_label(vader_fr.polarity_scores(text)["compound"], 0.05) for text in texts
-        ]
-    except ImportError:
-        found["fr"]["vader-fr"] = "not installed (vadersentiment-fr)"
+    found["en"]["VADER"] = _vader("vaderSentiment.vaderSentiment", "vaderSentiment")
+    found["fr"]["vader-fr"] = _vader("vaderSentiment_fr.vaderSentiment", "vadersentiment-fr")
     try:
         analyzer = importlib.import_module("textblob_fr").PatternAnalyzer()
         blobber = importlib.import_module("textblob").Blobber(analyzer=analyzer)
