@@ -72,7 +72,10 @@ def _mix(keys: U64Array) -> U64Array:
 
 @dataclass(frozen=True)
 class Features:
-    """Sparse features of a batch: feature k is bucket ``buckets[k]`` of text ``rows[k]`` with value ``values[k]``."""
+    """Sparse features of a batch: feature k is bucket ``buckets[k]`` of text ``rows[k]`` with value ``values[k]``.
+
+    ``rows`` never decreases (a text's features are contiguous), which the models' sums rely on.
+    """
 
     size: int
     bits: int
@@ -99,12 +102,14 @@ class Features:
     def with_flags(self, flags: Sequence[Sequence[str]]) -> Features:
         """These features and the named flags (what the models are trained on)."""
         part = self.flag_part(flags)
+        rows = np.concatenate([self.rows, part.rows])
+        order = np.argsort(rows, kind="stable")
         return Features(
             self.size,
             self.bits,
-            np.concatenate([self.rows, part.rows]),
-            np.concatenate([self.buckets, part.buckets]),
-            np.concatenate([self.values, part.values]),
+            rows[order],
+            np.concatenate([self.buckets, part.buckets])[order],
+            np.concatenate([self.values, part.values])[order],
             self.letters,
             self.latin_letters,
             self.lengths,
@@ -179,7 +184,10 @@ def featurize(texts: Sequence[str], bits: int = DEFAULT_BITS) -> Features:
         key_parts.append((_mix(words[:-1][same]) * _MULT + words[1:][same]) ^ _PAIR_SALT)
 
     rows = np.concatenate(row_parts)
-    mixed = _mix(np.concatenate(key_parts))
+    # Each part is in text order; a stable sort of the (few) sorted runs merges them.
+    order = np.argsort(rows, kind="stable")
+    rows = rows[order]
+    mixed = _mix(np.concatenate(key_parts)[order])
     buckets = (mixed >> np.uint64(64 - bits)).astype(np.int64)
     norms = _row_norms(rows, size)
     values = np.where(mixed & np.uint64(1 << 20), 1.0, -1.0) / norms[rows]
