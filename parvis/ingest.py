@@ -749,6 +749,61 @@ class IngestError(Exception):
     """The import cannot go on (wrong source, unreadable input)."""
 
 
+_RUN_COUNTS = ("added", "updated", "present", "quarantined")
+
+
+def _run_counts(summary: ImportSummary) -> dict[str, int]:
+    return {name: getattr(summary, name) for name in _RUN_COUNTS}
+
+
+@dataclass
+class ImportRun:
+    """One ``import_runs`` row that several :func:`ingest` calls write into: a live listener's session.
+
+    Each committed batch sets the row's counts to the session's totals so far and ``finished_at`` to
+    the commit time, in that batch's own transaction: a process killed at any moment leaves the row
+    with status ``running`` and exactly the counts of what it committed.  :func:`close_run` ends it.
+    """
+
+    id: int
+    source_id: str
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_RUN_COUNTS, 0))
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _start_run(connection: Connection, source_id: str, platform: str) -> int:
+    inserted = connection.execute(
+        import_runs.insert().values(
+            source_id=source_id,
+            platform=platform,
+            started_at=_utc_now(),
+            added=0,
+            updated=0,
+            present=0,
+            quarantined=0,
+            status="running",
+        )
+    ).inserted_primary_key
+    assert inserted is not None
+    return int(inserted[0])
+
+
+def open_run(store: Store, source_id: str, platform: str) -> ImportRun:
+    """Start an import run that :func:`ingest` calls given ``run=`` add to, until :func:`close_run`."""
+    with store.engine.begin() as connection:
+        return ImportRun(_start_run(connection, source_id, platform), source_id)
+
+
+def close_run(store: Store, run: ImportRun, status: str = "done") -> None:
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(import_runs).where(import_runs.c.id == run.id).values(finished_at=_utc_now(), status=status)
+        )
+
+
 def ingest(
     store: Store,
     connector: Connector,
@@ -757,27 +812,35 @@ def ingest(
     progress: ProgressFn | None = None,
     on_quarantine: QuarantineHook | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    run: ImportRun | None = None,
 ) -> ImportSummary:
-    """Import everything ``connector`` yields into ``store`` as source ``source_id``."""
+    """Import everything ``connector`` yields into ``store`` as source ``source_id``.
+
+    Without ``run``, the call is an import run of its own.  With ``run`` (see :func:`open_run`), its
+    batches are counted in that run, which stays open when the call returns or fails.
+    """
     ingestor = Ingestor(store, source_id or connector.default_source, connector.platform)
+    if run is not None and run.source_id != ingestor.source_id:
+        raise IngestError(f"import run {run.id} belongs to source {run.source_id!r}, not {ingestor.source_id!r}")
     engine = store.engine
     with engine.begin() as connection:
         ingestor.ensure_source(connection)
         resume = ingestor.load_cursors(connection)
-        inserted = connection.execute(
-            import_runs.insert().values(
-                source_id=ingestor.source_id,
-                platform=connector.platform,
-                started_at=datetime.now(UTC).replace(tzinfo=None),
-                added=0,
-                updated=0,
-                present=0,
-                quarantined=0,
-                status="running",
+        run_id = _start_run(connection, ingestor.source_id, connector.platform) if run is None else run.id
+
+    base = dict(run.totals) if run is not None else {}
+
+    def commit(batch: _Batch) -> None:
+        with engine.begin() as connection:
+            ingestor.write(connection, batch)
+            if run is None:
+                return
+            totals = {name: base[name] + count for name, count in _run_counts(ingestor.summary).items()}
+            connection.execute(
+                update(import_runs).where(import_runs.c.id == run.id).values(finished_at=_utc_now(), **totals)
             )
-        ).inserted_primary_key
-        assert inserted is not None
-        run_id = int(inserted[0])
+        run.totals = totals
+
     status = "failed"
     try:
         batch = _Batch()
@@ -790,25 +853,16 @@ def ingest(
                 if (before.offset, before.digest) == (record.offset, record.digest):
                     ingestor.summary.streams_unchanged += 1
             if batch.size >= batch_size and isinstance(record, Checkpoint):
-                with engine.begin() as connection:
-                    ingestor.write(connection, batch)
+                commit(batch)
                 batch = _Batch()
-        with engine.begin() as connection:
-            ingestor.write(connection, batch)
+        commit(batch)
         status = "done"
     finally:
-        summary = ingestor.summary
-        with engine.begin() as connection:
-            connection.execute(
-                update(import_runs)
-                .where(import_runs.c.id == run_id)
-                .values(
-                    finished_at=datetime.now(UTC).replace(tzinfo=None),
-                    added=summary.added,
-                    updated=summary.updated,
-                    present=summary.present,
-                    quarantined=summary.quarantined,
-                    status=status,
+        if run is None:
+            with engine.begin() as connection:
+                connection.execute(
+                    update(import_runs)
+                    .where(import_runs.c.id == run_id)
+                    .values(finished_at=_utc_now(), status=status, **_run_counts(ingestor.summary))
                 )
-            )
     return ingestor.summary
