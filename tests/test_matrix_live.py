@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import signal
 import time
+import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -37,6 +40,25 @@ rules:
       - flag
       - warn: "{author}, your message was removed: {reason}."
 """
+
+
+def runs(parvis: Parvis, source: str) -> list[Any]:
+    return parvis.rows("SELECT * FROM import_runs WHERE source_id = :s ORDER BY id", s=source)
+
+
+def rows_of(parvis: Parvis, source: str) -> int:
+    """The rows an import of ``source`` added: channels, identities, activities, links."""
+    counts = [
+        parvis.rows(f"SELECT count(*) AS n FROM {table} WHERE source_id = :s", s=source)[0].n
+        for table in ("channels", "identities", "activities", "links")
+    ]
+    return int(sum(counts))
+
+
+def batches_logged(parvis: Parvis, source: str) -> int:
+    """How many committed sync batches the listeners printed (one line each)."""
+    lines = (parvis.logs / "listen.log").read_text(errors="replace").splitlines()
+    return sum(1 for line in lines if re.match(rf"{re.escape(source)}: \d+ events, ", line))
 
 
 def test_listen_flows_messages_and_enforces_rules(synapse: Synapse, tmp_path: Path, shared_data: Path) -> None:
@@ -165,6 +187,11 @@ def test_catches_up_after_parvis_and_synapse_restart(synapse: Synapse, tmp_path:
         post(3)
         wait_for(lambda: messages() == posted or None, what="the first messages")
         parvis.stop(signal.SIGKILL)  # mid-stream, no chance to clean up
+        # The killed session's run is still "running", with exactly the counts of what it committed.
+        killed = runs(parvis, source)
+        assert [run.status for run in killed] == ["running"]
+        assert killed[0].added == rows_of(parvis, source) and killed[0].finished_at is not None
+        batches_before = batches_logged(parvis, source)
         post(120)  # more than one sync's timeline holds: the listener must page back
         synapse.stop()
         synapse.start()
@@ -177,8 +204,15 @@ def test_catches_up_after_parvis_and_synapse_restart(synapse: Synapse, tmp_path:
         synapse.start()
         post(2)
         wait_for(lambda: messages() == posted or None, timeout=60, what="messages after the homeserver restart")
-        parvis.stop()
+        assert parvis.stop() in (0, -signal.SIGTERM)
         assert len(posted) == 128
+        # One run per listening session, however many syncs brought events; every row was added once.
+        sessions = runs(parvis, source)
+        assert [run.status for run in sessions] == ["running", "done"]
+        assert sum(run.added for run in sessions) == rows_of(parvis, source)
+        assert sessions[1].present > 0  # the replayed events were counted as already there, not added
+        # The second session committed the catch-up, then what came after the homeserver's restart.
+        assert batches_logged(parvis, source) - batches_before >= 2
         counts = parvis.rows(
             "SELECT count(*) AS n, count(DISTINCT native_id) AS d FROM activities "
             "WHERE source_id = :s AND kind = 'message'",
@@ -192,3 +226,93 @@ def test_catches_up_after_parvis_and_synapse_restart(synapse: Synapse, tmp_path:
         parvis.close()
         bot.close()
         dana.close()
+
+
+def test_an_edit_changes_the_stored_text_and_meets_the_rules(
+    synapse: Synapse, tmp_path: Path, shared_data: Path
+) -> None:
+    bot_account, erin_account = synapse.register("cm-bot3"), synapse.register("erin")
+    bot, erin = Member(synapse, bot_account), Member(synapse, erin_account)
+    parvis = Parvis(tmp_path, bot_account.access_token)
+    source = "edits"
+    try:
+        room = bot.create_room("Edits", invite=[erin_account.user_id])
+        erin.join(room)
+        (tmp_path / "rules.yaml").write_text(RULES)
+        connected = parvis.run(
+            "connect", "matrix", "--homeserver", synapse.url, "--user", bot_account.user_id, "--source", source
+        )
+        assert connected.returncode == 0, connected.stderr
+        parvis.listen("--rules", str(tmp_path / "rules.yaml"))
+        wait_for(lambda: runs(parvis, source), what="the first sync")
+        # Several syncs, one at a time: each one is a batch of the same import run.
+        for number in range(3):
+            said = erin.say(room, f"note {number}")
+            wait_for(lambda said=said: parvis.activity(source, said), what=f"note {number}")
+        original = erin.say(room, "What a lovely meetup yesterday")
+        stored = wait_for(lambda: parvis.activity(source, original), what="the original message")
+        before_hash = stored.content_hash
+
+        insult = offensive_tweet(shared_data)
+        edit = erin.send(
+            room,
+            {
+                "msgtype": "m.text",
+                "body": f"* {insult}",
+                "m.new_content": {"msgtype": "m.text", "body": insult},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+            },
+        )
+        original_id = f"{source}:{original}"
+        edited = wait_for(
+            lambda: row if (row := parvis.activity(source, original)) and row.text_plain == insult else None,
+            what="the edited text",
+        )
+        assert edited.kind == "message" and edited.edited_at is not None and edited.content_hash != before_hash
+        assert json.loads(edited.extras)["edit"] == edit
+        edit_row = parvis.activity(source, edit)
+        assert (edit_row.kind, edit_row.parent_id, edit_row.text_plain) == ("edit", original_id, None)
+        # Both events stay archived as the homeserver sent them.
+        payloads = {
+            row.item_id: json.loads(zlib.decompress(row.payload))
+            for row in parvis.rows(
+                "SELECT item_id, payload FROM raw_payloads WHERE item_id IN (:a, :b)",
+                a=f"activity:{original_id}",
+                b=f"activity:{source}:{edit}",
+            )
+        }
+        assert payloads[f"activity:{original_id}"]["content"]["body"] == "What a lovely meetup yesterday"
+        assert payloads[f"activity:{source}:{edit}"]["content"]["m.new_content"]["body"] == insult
+        # The rule sees the edited text: the message is redacted on the homeserver and flagged.
+        audit = wait_for(
+            lambda: (
+                entries
+                if len(entries := parvis.rows("SELECT * FROM audit_log WHERE activity_id = :a", a=original_id)) >= 2
+                else None
+            ),
+            what="the rule on the edited message",
+        )
+        assert sorted(entry.action for entry in audit) == ["flag", "hide"]
+        assert all(entry.rule == "no-insults" for entry in audit)
+        assert erin.event(room, original)["unsigned"]["redacted_because"]["sender"] == bot_account.user_id
+        # Enrichment ran again on the new text (its rows carry the edited activity's content hash).
+        enriched = wait_for(
+            lambda: parvis.rows(
+                "SELECT enricher FROM enrichments WHERE activity_id = :a AND content_hash = :h",
+                a=original_id,
+                h=edited.content_hash,
+            ),
+            what="the enrichment of the edited text",
+        )
+        assert {row.enricher for row in enriched} >= {"toxicity", "language"}
+        assert parvis.stop() in (0, -signal.SIGTERM)
+
+        session = runs(parvis, source)
+        assert len(session) == 1 and session[0].status == "done"
+        assert session[0].added == rows_of(parvis, source)
+        assert session[0].updated >= 1  # the edited message
+        assert batches_logged(parvis, source) >= 5
+    finally:
+        parvis.close()
+        bot.close()
+        erin.close()

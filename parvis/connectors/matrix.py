@@ -7,8 +7,13 @@ What each event becomes (see docs/live.md):
 
 - ``m.room.message``: a ``message`` (``action`` for ``m.emote``, ``notice`` for ``m.notice``);
   a ``reply`` when it answers another event (``m.relates_to`` / ``m.in_reply_to``: the parent) or
-  belongs to a thread (``rel_type: m.thread``: the conversation is the thread root's); an ``edit``
-  when it replaces another event (``rel_type: m.replace``), parented to the edited event.
+  belongs to a thread (``rel_type: m.thread``: the conversation is the thread root's).
+- an edit (``rel_type: m.replace``): an ``edit`` activity parented to the edited message, and the
+  edited message again, with the edit's text (``m.new_content``), ``edited_at`` the edit's time,
+  ``extras["edit"]`` the edit's event id, and still the original event as its raw bytes.  The edited
+  message comes from the same batch or from ``originals`` (what the store holds).  Only its author can
+  edit a message, in its room (Matrix's own rules); an edit older than the text already applied
+  changes nothing.  An edit that cannot apply (unknown message, another sender) keeps its text itself.
 - ``m.reaction``: a ``reaction`` to its parent (the key in ``extras``), outside conversations.
 - ``m.room.member``: ``join``; ``part`` when a member leaves; ``moderation`` (``kick``/``ban``/``unban``
   in ``extras["action"]``) when someone else removes them; display name changes only update the identity.
@@ -23,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,6 +129,38 @@ def raw_bytes(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8", "replace")
 
 
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message an edit may apply to: its original event, its room, and when its text was last edited."""
+
+    event: Mapping[str, Any]
+    room_id: str
+    edited_at: datetime | None = None
+
+
+def replaced_event(event: Mapping[str, Any]) -> str | None:
+    """The event id an ``m.replace`` edit replaces (None for any other event)."""
+    if not isinstance(event, Mapping) or event.get("type") != "m.room.message":
+        return None
+    content = event.get("content")
+    relation = _relation(content) if isinstance(content, Mapping) else {}
+    target = relation.get("event_id")
+    return target if relation.get("rel_type") == "m.replace" and isinstance(target, str) else None
+
+
+def _new_content(edit: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    new_content = _content(edit).get("m.new_content")
+    if isinstance(new_content, Mapping) and isinstance(new_content.get("body"), str):
+        return new_content
+    return None
+
+
+def _editable(original: Mapping[str, Any]) -> bool:
+    unsigned = original.get("unsigned")
+    redacted = isinstance(unsigned, Mapping) and "redacted_because" in unsigned
+    return original.get("type") == "m.room.message" and not redacted and replaced_event(original) is None
+
+
 class MatrixNormaliser:
     """Turns events of one room into records; ``homeserver`` is only used for display URLs."""
 
@@ -140,10 +177,19 @@ class MatrixNormaliser:
             extras={"server": user_id.split(":", 1)[1] if ":" in user_id else ""},
         )
 
-    def records(self, event: Mapping[str, Any]) -> Iterator[Record]:
-        """The records of one event (none for event types Parvis does not keep)."""
+    def records(self, event: Mapping[str, Any], *, applied_edit: bool = False) -> Iterator[Record]:
+        """The records of one event (none for event types Parvis does not keep).
+
+        ``applied_edit``: the event is an edit whose text was applied to the edited message, which
+        holds it from now on; the ``edit`` activity then has no text of its own.
+        """
         try:
-            yield from self._records(event)
+            records = self._records(event)
+            if not applied_edit:
+                yield from records
+                return
+            for record in records:
+                yield replace(record, text_raw=None, text_plain=None) if isinstance(record, Activity) else record
         except EventError as problem:
             event_id = event.get("event_id")
             position = event_id if isinstance(event_id, str) else "?"
@@ -193,6 +239,25 @@ class MatrixNormaliser:
                 extras={"action": "redact", "reason": reason},
                 **base,
             )
+
+    def edited(self, original: Mapping[str, Any], edit: Mapping[str, Any], new_content: Mapping[str, Any]) -> Activity:
+        """``original`` as ``edit`` leaves it: the new text, the original's relations and raw bytes."""
+        original_content = _content(original)
+        relation = original_content.get("m.relates_to")
+        content = {"msgtype": original_content.get("msgtype")}
+        content.update((key, value) for key, value in new_content.items() if key != "m.relates_to")
+        if relation is not None:
+            content["m.relates_to"] = relation
+        message = next(
+            record for record in self._records({**original, "content": content}) if isinstance(record, Activity)
+        )
+        edit_id = _matrix_id(edit.get("event_id"), "event_id", "$")
+        return replace(
+            message,
+            edited_at=_timestamp(edit),
+            extras={**message.extras, "edit": edit_id},
+            raw=raw_bytes(original),
+        )
 
     def _message(self, event: Mapping[str, Any], content: Mapping[str, Any], base: dict[str, Any]) -> Activity:
         unsigned = event.get("unsigned")
@@ -285,9 +350,43 @@ class MatrixNormaliser:
             )
 
 
-def normalise(rooms: Sequence[RoomInfo], events: Iterable[tuple[str, Mapping[str, Any]]]) -> Iterator[Record]:
-    """Channels for ``rooms``, then the records of ``events`` (room id, event), in order."""
+class _Edits:
+    """The messages edits may apply to, as a batch goes by: the store's, then the batch's own."""
+
+    def __init__(self, originals: Mapping[str, StoredMessage]) -> None:
+        self.messages = dict(originals)
+        self.applied: list[str] = []
+
+    def saw(self, room_id: str, event: Mapping[str, Any]) -> None:
+        event_id = event.get("event_id") if isinstance(event, Mapping) else None
+        if isinstance(event_id, str) and _editable(event):
+            self.messages[event_id] = StoredMessage(event, room_id)
+
+    def target(self, room_id: str, edit: Mapping[str, Any]) -> tuple[StoredMessage, Mapping[str, Any]] | None:
+        """The message ``edit`` replaces and its new content, when ``edit`` may replace it."""
+        target = replaced_event(edit)
+        found = self.messages.get(target) if target is not None else None
+        new_content = _new_content(edit) if isinstance(edit.get("content"), Mapping) else None
+        if found is None or new_content is None or found.room_id != room_id:
+            return None
+        if found.event.get("sender") != edit.get("sender"):
+            return None
+        return found, new_content
+
+
+def normalise(
+    rooms: Sequence[RoomInfo],
+    events: Iterable[tuple[str, Mapping[str, Any]]],
+    originals: Mapping[str, StoredMessage] | None = None,
+    edited: list[str] | None = None,
+) -> Iterator[Record]:
+    """Channels for ``rooms``, then the records of ``events`` (room id, event), in order.
+
+    ``originals``: stored messages the batch's edits may apply to; ``edited`` receives the event ids
+    of the messages whose text an edit changed.
+    """
     normalisers = {room.room_id: MatrixNormaliser(room) for room in rooms}
+    edits = _Edits(originals or {})
     for room in rooms:
         yield room_channel(room)
     for room_id, event in events:
@@ -295,7 +394,24 @@ def normalise(rooms: Sequence[RoomInfo], events: Iterable[tuple[str, Mapping[str
         if normaliser is None:
             normaliser = normalisers[room_id] = MatrixNormaliser(RoomInfo(room_id))
             yield room_channel(normaliser.room)
-        yield from normaliser.records(event)
+        applying = edits.target(room_id, event) if replaced_event(event) is not None else None
+        yield from normaliser.records(event, applied_edit=applying is not None)
+        if applying is None:
+            edits.saw(room_id, event)
+            continue
+        original, new_content = applying
+        try:
+            message = normaliser.edited(original.event, event, new_content)
+        except EventError as problem:
+            yield Quarantined(room_id, str(event.get("event_id"))[:255], f"edit: {problem}", raw_bytes(event))
+            continue
+        assert message.edited_at is not None
+        if original.edited_at is not None and message.edited_at < original.edited_at:
+            continue  # a later edit's text is already there
+        yield message
+        edits.messages[message.native_id] = StoredMessage(original.event, room_id, message.edited_at)
+        if edited is not None:
+            edited.append(message.native_id)
 
 
 class MatrixBatch:
@@ -304,14 +420,21 @@ class MatrixBatch:
     platform = PLATFORM
 
     def __init__(
-        self, default_source: str, rooms: Sequence[RoomInfo], events: Sequence[tuple[str, Mapping[str, Any]]]
+        self,
+        default_source: str,
+        rooms: Sequence[RoomInfo],
+        events: Sequence[tuple[str, Mapping[str, Any]]],
+        originals: Mapping[str, StoredMessage] | None = None,
     ) -> None:
         self.default_source = default_source
         self.rooms = list(rooms)
         self.events = list(events)
+        self.originals = dict(originals or {})
+        # Event ids of the messages an edit of the batch changed, filled as the records are read.
+        self.edited: list[str] = []
 
     def total_bytes(self) -> int:
         return 0
 
     def records(self, resume: Mapping[str, Cursor], progress: ProgressFn | None = None) -> Iterator[Record]:
-        return normalise(self.rooms, self.events)
+        return normalise(self.rooms, self.events, self.originals, self.edited)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import logging
@@ -257,7 +258,9 @@ async def _listen(
                 if "hide" in outcome.done:
                     hidden.add(outcome.match.subject.activity_id)
         if welcome is not None:
-            await _welcome(store, welcome, platform, [i for i in report.activity_ids if i not in hidden], own_identity)
+            edited = set(report.edited_earlier)  # not first messages: they were welcomed when they came
+            arrived = [i for i in report.activity_ids if i not in hidden and i not in edited]
+            await _welcome(store, welcome, platform, arrived, own_identity)
 
     listener.after_batch = after_batch
     stop = asyncio.Event()
@@ -272,6 +275,8 @@ async def _listen(
             runner.result()
         else:
             runner.cancel()  # the token only moves after a committed batch: nothing is lost
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner  # it closes the session's import run
     finally:
         stopper.cancel()
         await listener.close()

@@ -6,13 +6,17 @@ move on (table ``matrix_sync``).  A listener stopped at any moment, or a homeser
 away, resumes from the last committed token: a timeline the server reports as ``limited`` (more
 events than one sync returns) is completed by paging ``/messages`` back to that token.  Writes are
 upserts keyed by event id, so events seen twice (a crash between commit and token) are stored once.
+One listening session is one import run, opened by the first sync that brings events and closed
+when the listener stops; each committed batch updates it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,11 +33,11 @@ from nio import (
 )
 from sqlalchemy import select, update
 
-from parvis.connectors.matrix import PLATFORM, MatrixBatch, RoomInfo
-from parvis.ingest import ImportSummary, ingest, store_id
+from parvis.connectors.matrix import PLATFORM, MatrixBatch, RoomInfo, StoredMessage, replaced_event
+from parvis.ingest import ImportRun, ImportSummary, close_run, ingest, open_run, store_id
 from parvis.live.secrets import MatrixSecret
 from parvis.store import Store
-from parvis.store.schema import activities, matrix_sync
+from parvis.store.schema import activities, matrix_sync, raw_payloads
 from parvis.workflows.moderation import Decided, Target, record, target_of
 
 log = logging.getLogger(__name__)
@@ -201,13 +205,18 @@ class MatrixActions:
 
 @dataclass
 class BatchReport:
-    """What one sync brought: counts, and the new activities' store ids (in event order)."""
+    """What one sync brought: counts, and the store ids of its activities (in event order).
+
+    ``activity_ids`` also holds the messages of earlier syncs whose text an edit of this one changed
+    (they are listed in ``edited_earlier`` too).
+    """
 
     summary: ImportSummary
     activity_ids: list[str]
     initial: bool
     events: int
     latest_event_ts: datetime | None = None
+    edited_earlier: list[str] = field(default_factory=list)
 
 
 AfterBatch = Callable[[BatchReport], Any]
@@ -230,17 +239,35 @@ class MatrixListener:
     def __post_init__(self) -> None:
         self.client = new_client(self.account, self.secret)
         self.actions = MatrixActions(self.client)
+        self.import_run: ImportRun | None = None
 
     async def close(self) -> None:
         await self.client.close()
 
     async def run(self, *, once: bool = False, stop: asyncio.Event | None = None) -> None:
-        """Sync until ``stop`` is set (``once``: one catch-up sync, then return)."""
+        """Sync until ``stop`` is set (``once``: one catch-up sync, then return).
+
+        The session's import run ends ``done`` when it returns or is cancelled, ``failed`` on an error.
+        """
         since = sync_token(self.store, self.account.source_id)
-        while stop is None or not stop.is_set():
-            since = await self.sync_once(since, timeout_ms=0 if once or since is None else SYNC_TIMEOUT_MS)
-            if once:
-                return
+        status = "failed"
+        try:
+            while stop is None or not stop.is_set():
+                since = await self.sync_once(since, timeout_ms=0 if once or since is None else SYNC_TIMEOUT_MS)
+                if once:
+                    break
+            status = "done"
+        except asyncio.CancelledError:
+            status = "done"  # stopped from outside: every committed batch is in the run
+            raise
+        finally:
+            self.end_session(status)
+
+    def end_session(self, status: str = "done") -> None:
+        """Close the session's import run (the next batch opens a new one)."""
+        if self.import_run is not None:
+            close_run(self.store, self.import_run, status)
+            self.import_run = None
 
     async def sync_once(self, since: str | None, *, timeout_ms: int = 0) -> str:
         response = await self.client.sync(timeout=timeout_ms, sync_filter=SYNC_FILTER, since=since, full_state=False)
@@ -300,8 +327,20 @@ class MatrixListener:
 
     def _ingest(self, events: Sequence[tuple[str, Mapping[str, Any]]], *, initial: bool) -> None:
         source = self.account.source_id
-        summary = ingest(self.store, MatrixBatch(source, self.rooms(), events), source)
-        ids = [store_id(source, event["event_id"]) for _, event in events if isinstance(event.get("event_id"), str)]
+        if self.import_run is None:
+            self.import_run = open_run(self.store, source, PLATFORM)
+        in_batch = {event.get("event_id") for _, event in events}
+        targets = {target for _, event in events if (target := replaced_event(event)) and target not in in_batch}
+        batch = MatrixBatch(source, self.rooms(), events, _stored_messages(self.store, source, targets))
+        summary = ingest(self.store, batch, source, run=self.import_run)
+        edited = set(batch.edited)
+        ids = []
+        for _, event in events:
+            if isinstance(event.get("event_id"), str):
+                ids.append(store_id(source, event["event_id"]))
+                target = replaced_event(event)
+                if target in edited:
+                    ids.append(store_id(source, target))
         stored = _stored(self.store, ids)
         ordered = list(dict.fromkeys(activity_id for activity_id in ids if activity_id in stored))
         stamps = [event.get("origin_server_ts") for _, event in events]
@@ -312,7 +351,33 @@ class MatrixListener:
             initial,
             len(events),
             datetime.fromtimestamp(latest / 1000, UTC) if latest is not None else None,
+            [store_id(source, target) for target in dict.fromkeys(batch.edited) if target in targets],
         )
+
+
+def _stored_messages(store: Store, source_id: str, event_ids: set[str]) -> dict[str, StoredMessage]:
+    """The stored messages among ``event_ids``: their original events (from the raw payloads) and rooms."""
+    found: dict[str, StoredMessage] = {}
+    wanted = sorted(store_id(source_id, event_id) for event_id in event_ids)
+    prefix = len(source_id) + 1
+    with store.engine.connect() as connection:
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = connection.execute(
+                select(activities.c.native_id, activities.c.channel_id, activities.c.edited_at, raw_payloads.c.payload)
+                .join(raw_payloads, raw_payloads.c.item_id == "activity:" + activities.c.id)
+                .where(activities.c.id.in_(chunk), activities.c.channel_id.is_not(None))
+            )
+            for row in rows:
+                try:
+                    event = json.loads(zlib.decompress(row.payload))
+                except (zlib.error, ValueError):
+                    log.warning("the stored event %s cannot be read back; its edits keep their own text", row.native_id)
+                    continue
+                if isinstance(event, dict):
+                    edited_at = row.edited_at.replace(tzinfo=UTC) if row.edited_at is not None else None
+                    found[row.native_id] = StoredMessage(event, row.channel_id[prefix:], edited_at)
+    return found
 
 
 def _stored(store: Store, ids: Sequence[str]) -> set[str]:
