@@ -1,6 +1,6 @@
 """Benchmark: a real Synapse on loopback, ``parvis listen`` in its own process, messages sent through matrix-nio.
 
-    .venv/bin/python benchmarks/live.py [--latency 200] [--burst 10000] [--senders 5] [--no-write]
+    .venv/bin/python benchmarks/live.py [--latency 200] [--edits 50] [--burst 10000] [--senders 5] [--no-write]
 
 Measures, against the homeserver harness of tests/synapse.py (SQLite, loopback, rate limits off):
 
@@ -8,7 +8,10 @@ Measures, against the homeserver harness of tests/synapse.py (SQLite, loopback, 
   store (polled every 2 ms); p50, p95, max over ``--latency`` messages;
 * burst throughput: ``--burst`` messages sent as fast as Synapse accepts them by ``--senders``
   users (several requests in flight each), and the time until every one is stored;
-* the listener's peak resident memory (VmHWM of its process) and the ``import_runs`` rows written;
+* edit latency: ``--edits`` messages edited one at a time (``m.replace``), from just before the edit's
+  ``room_send`` until the edited message's stored text is the new one;
+* the listener's peak resident memory (VmHWM of its process) and the ``import_runs`` rows written
+  (one per listening session);
 * stored → enriched, when ``parvis.enrich.enrich_activities`` exists (the listener then calls it).
 
 The figures are written to docs/benchmarks.md between the ``live`` markers.
@@ -88,6 +91,14 @@ def count_with_prefix(store: Store, prefix: str) -> int:
         )
 
 
+def stored_text(store: Store, activity_id: str) -> str | None:
+    with store.engine.connect() as connection:
+        text: str | None = connection.execute(
+            select(activities.c.text_plain).where(activities.c.id == activity_id)
+        ).scalar_one_or_none()
+        return text
+
+
 def enriched(store: Store, activity_id: str) -> bool:
     with store.engine.connect() as connection:
         found = connection.execute(select(enrichments.c.enricher).where(enrichments.c.activity_id == activity_id))
@@ -141,6 +152,38 @@ async def latency(
             "enriched_p95_ms": percentile(to_enriched, 0.95) * 1000,
         }
     return figures
+
+
+async def edit_latency(server: Synapse, store: Store, account: Account, room: str, count: int) -> dict[str, Any]:
+    sender = client(server, account)
+    to_applied: list[float] = []
+    try:
+        for number in range(count):
+            original = ok(
+                await sender.room_send(room, "m.room.message", {"msgtype": "m.text", "body": f"draft {number}"})
+            ).event_id
+            while stored_text(store, f"{SOURCE}:{original}") is None:
+                await asyncio.sleep(POLL)
+            new_text = f"edited {number}"
+            content = {
+                "msgtype": "m.text",
+                "body": f"* {new_text}",
+                "m.new_content": {"msgtype": "m.text", "body": new_text},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+            }
+            started = time.perf_counter()
+            ok(await sender.room_send(room, "m.room.message", content))
+            while stored_text(store, f"{SOURCE}:{original}") != new_text:
+                await asyncio.sleep(POLL)
+            to_applied.append(time.perf_counter() - started)
+    finally:
+        await sender.close()
+    return {
+        "edits": count,
+        "p50_ms": statistics.median(to_applied) * 1000,
+        "p95_ms": percentile(to_applied, 0.95) * 1000,
+        "max_ms": max(to_applied) * 1000,
+    }
 
 
 async def burst(
@@ -212,7 +255,7 @@ def machine() -> str:
 
 
 def render(results: dict[str, Any]) -> str:
-    lat, bur, cat = results["latency"], results["burst"], results["catchup"]
+    lat, bur, cat, edit = results["latency"], results["burst"], results["catchup"], results["edits"]
     lines = [
         MARK_BEGIN,
         f"Measured {results['date']} on {results['machine']}, by `.venv/bin/python benchmarks/live.py`; Synapse "
@@ -233,6 +276,8 @@ def render(results: dict[str, Any]) -> str:
     else:
         lines.append("| stored → enriched | not measured: `parvis.enrich.enrich_activities` did not exist |")
     lines += [
+        f"| edit latency, edit sent → edited message's stored text changed, p50 / p95 / max "
+        f"({edit['edits']} edits one by one) | {edit['p50_ms']:.0f} / {edit['p95_ms']:.0f} / {edit['max_ms']:.0f} ms |",
         f"| burst: {bur['messages']:,} messages from {bur['senders']} users ({bur['in_flight']} requests in flight), "
         f"all sent | {bur['send_s']:.1f} s ({bur['send_rate']:,.0f} messages/s) |",
         f"| burst: all stored | {bur['stored_s']:.1f} s (**{bur['stored_rate']:,.0f} messages/s**), "
@@ -241,8 +286,8 @@ def render(results: dict[str, Any]) -> str:
         f"| history catch-up, listener alone: `parvis listen --once` into a new store reads the room "
         f"({cat['activities']:,} activities, `/messages` pages of 500) | {cat['seconds']:.1f} s "
         f"(**{cat['rate']:,.0f} activities/s**), peak RSS {cat['peak_rss_mb']:.0f} MB |",
-        f"| `import_runs` rows written by the listener (one per sync that brought events) | "
-        f"{results['import_runs']:,} |",
+        f"| `import_runs` rows written by the listener over the whole run (one per listening session) | "
+        f"{len(results['import_runs']):,} ({', '.join(results['import_runs'])}) |",
         "",
         "Synapse (the sender side) is the limit: the listener keeps up with what the homeserver accepts, "
         "and its catch-up after a burst is the lag above."
@@ -269,6 +314,7 @@ def write_docs(block: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--latency", type=int, default=200)
+    parser.add_argument("--edits", type=int, default=50)
     parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--senders", type=int, default=5)
     parser.add_argument("--in-flight", type=int, default=4, help="Concurrent sends per sender.")
@@ -316,18 +362,18 @@ def main() -> None:
             time.sleep(1)
             results["latency"] = asyncio.run(latency(server, store, senders[0], room, arguments.latency, enrich))
             print(json.dumps(results["latency"]), flush=True)
+            results["edits"] = asyncio.run(edit_latency(server, store, senders[0], room, arguments.edits))
+            print(json.dumps(results["edits"]), flush=True)
             results["burst"] = asyncio.run(burst(server, store, senders, room, arguments.burst, arguments.in_flight))
             print(json.dumps(results["burst"]), flush=True)
             results["peak_rss_mb"] = peak_rss_mb(listener.pid)
-            with store.engine.connect() as connection:
-                results["import_runs"] = int(
-                    connection.execute(
-                        select(func.count()).select_from(import_runs).where(import_runs.c.source_id == SOURCE)
-                    ).scalar_one()
-                )
             listener.send_signal(signal.SIGTERM)
             listener.wait(timeout=60)
             listener = None
+            with store.engine.connect() as connection:
+                results["import_runs"] = list(
+                    connection.execute(select(import_runs.c.status).where(import_runs.c.source_id == SOURCE)).scalars()
+                )
             results["catchup"] = catch_up(server, bot, root, env)
             print(json.dumps(results["catchup"]), flush=True)
         finally:
