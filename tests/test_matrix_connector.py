@@ -111,9 +111,8 @@ def test_edits_apply_to_stored_messages_of_their_author_in_order() -> None:
         ),
     }
     edited: list[str] = []
-    out = [
-        r
-        for r in normalise(
+    produced = list(
+        normalise(
             [RoomInfo(ROOM)],
             [
                 (ROOM, edit("$e1", "$r", "ok, done", ts=1000)),
@@ -122,11 +121,16 @@ def test_edits_apply_to_stored_messages_of_their_author_in_order() -> None:
                 (ROOM, edit("$e4", "$r", "ok, done twice", ts=3000)),
                 (ROOM, edit("$e5", "$r", "an older edit arriving late", ts=500)),
                 (ROOM, edit("$e6", "$unknown", "of a message never seen")),
+                (ROOM, {**edit("$e7", "$r", "no time"), "origin_server_ts": "soon"}),
             ],
             stored,
             edited,
         )
-        if isinstance(r, Activity)
+    )
+    out = [r for r in produced if isinstance(r, Activity)]
+    # An edit that cannot be read is quarantined once, and applies nothing.
+    assert [(q.position, q.reason) for q in produced if isinstance(q, Quarantined)] == [
+        ("$e7", "origin_server_ts is missing or not an integer")
     ]
     versions = [r for r in out if r.native_id == "$r"]
     # Each applicable edit yields the message again; the last one written wins, the reply relation stays.

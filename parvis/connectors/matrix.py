@@ -355,7 +355,6 @@ class _Edits:
 
     def __init__(self, originals: Mapping[str, StoredMessage]) -> None:
         self.messages = dict(originals)
-        self.applied: list[str] = []
 
     def saw(self, room_id: str, event: Mapping[str, Any]) -> None:
         event_id = event.get("event_id") if isinstance(event, Mapping) else None
@@ -395,8 +394,9 @@ def normalise(
             normaliser = normalisers[room_id] = MatrixNormaliser(RoomInfo(room_id))
             yield room_channel(normaliser.room)
         applying = edits.target(room_id, event) if replaced_event(event) is not None else None
-        yield from normaliser.records(event, applied_edit=applying is not None)
-        if applying is None:
+        records = list(normaliser.records(event, applied_edit=applying is not None))
+        yield from records
+        if applying is None or any(isinstance(record, Quarantined) for record in records):
             edits.saw(room_id, event)
             continue
         original, new_content = applying
