@@ -1,7 +1,9 @@
 """The web cockpit: a FastAPI application rendering Jinja2 templates (autoescaped) over the store.
 
 Handlers are thin: they check the user's permission and the CSRF token, call the query, metrics
-and workflow modules, and render.  No SQL lives here.
+and workflow modules, and render.  No SQL lives here.  The overview and the member list are served
+from ready pages (:mod:`parvis.web.ready`) straight from the event loop when they are cached, so a
+warm request takes no worker thread and no database read.
 """
 
 # No "from __future__ import annotations": FastAPI resolves the Annotated dependencies defined in create_app.
@@ -19,13 +21,18 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parvis.store import Store
 from parvis.web import auth, i18n, labels, metrics_view, moderation_view, queries, reports
 from parvis.web.auth import User
-from parvis.web.cache import views
+from parvis.web.cache import pages, views
 from parvis.web.labels import N_
+from parvis.web.ready import ReadyPage
 from parvis.workflows import inbox, moderation
 
 SESSION_COOKIE = "parvis_session"
@@ -45,6 +52,10 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+# The overview holds aggregates only: a browser may keep it and revalidate it with its ETag.  Pages
+# with member names or community text are never stored.
+OVERVIEW_CACHE_CONTROL = "private, no-cache"
+NO_STORE = "no-store"
 
 
 class LoginRequired(Exception):
@@ -78,6 +89,8 @@ def _environment() -> Environment:
         loader=PackageLoader("parvis.web", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         extensions=["jinja2.ext.i18n"],
+        # Templates ship with the package: no file system check on every render.
+        auto_reload=False,
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -111,6 +124,37 @@ def _page_number(value: int) -> int:
     return max(1, value)
 
 
+class PageHeaders:
+    """ASGI middleware: the language of the request (``request.state.language``) and the headers of
+    every response (security headers, Content-Language, no-store unless the page says otherwise)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        cookie = cookie_parser(headers.get("cookie", "")).get(i18n.COOKIE)
+        language = i18n.choose_language(cookie, headers.get("accept-language"))
+        scope.setdefault("state", {})["language"] = language
+        static = scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    response_headers.setdefault(name, value)
+                if not static:
+                    response_headers.setdefault("Cache-Control", NO_STORE)
+                response_headers.setdefault("Content-Language", language)
+                response_headers.append("Vary", "Accept-Language, Cookie")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: bool = False) -> FastAPI:
     """The application over ``store``; ``secret`` signs CSRF tokens (default: :func:`auth.load_secret`)."""
     key = secret if secret is not None else auth.load_secret()
@@ -118,19 +162,7 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
     app.state.store = store
     templates = _environment()
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        language = i18n.choose_language(request.cookies.get(i18n.COOKIE), request.headers.get("accept-language"))
-        request.state.language = language
-        response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("Content-Language", language)
-        response.headers.append("Vary", "Accept-Language, Cookie")
-        return response
+    app.add_middleware(PageHeaders)
 
     # -- helpers --------------------------------------------------------------------------------------
 
@@ -140,17 +172,19 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
     def gettext(request: Request, message: str) -> str:
         return str(i18n.translations(language_of(request)).gettext(message))
 
-    def current_user(request: Request) -> User:
+    async def current_user(request: Request) -> User:
         token = request.cookies.get(SESSION_COOKIE)
-        user = auth.session_user(store, token) if token else None
+        if not token:
+            raise LoginRequired
+        user = auth.recent_session_user(store, token) or await run_in_threadpool(auth.session_user, store, token)
         if user is None:
             raise LoginRequired
         request.state.user = user
         return user
 
-    def requires(permission: str) -> Callable[[Request], User]:
-        def dependency(request: Request) -> User:
-            user = current_user(request)
+    def requires(permission: str) -> Callable[[Request], Any]:
+        async def dependency(request: Request) -> User:
+            user = await current_user(request)
             if not user.can(permission):
                 raise Forbidden
             return user
@@ -179,7 +213,27 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
         return request.url.path + ("?" + query if query else "")
 
     def render(request: Request, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
-        return HTMLResponse(templates.get_template(name).render(page_context(request, values)), status_code=status_code)
+        return HTMLResponse(render_text(request, name, **values), status_code=status_code)
+
+    def render_text(request: Request, name: str, **values: Any) -> str:
+        return templates.get_template(name).render(page_context(request, values))
+
+    async def ready_page(request: Request, user: User, cache_control: str, build: Callable[[], str]) -> Response:
+        """The page for this request, session, language and store state: from the cache without
+        leaving the event loop when it is there, else built in a worker thread and kept."""
+        csrf = auth.csrf_token(key, request.cookies.get(SESSION_COOKIE, ""))
+        page_key = (
+            request.url.path,
+            request.url.query,
+            language_of(request),
+            "hx-request" in request.headers,
+            user,
+            csrf,
+        )
+        page: ReadyPage | None = pages.peek(store, page_key)
+        if page is None:
+            page = await run_in_threadpool(pages.get, store, page_key, lambda: ReadyPage.of(build()))
+        return page.response(request.headers, cache_control)
 
     def page_context(request: Request, values: dict[str, Any]) -> dict[str, Any]:
         language = language_of(request)
@@ -302,33 +356,35 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
         return chosen, queries.filter_options(store, chosen.source)
 
     @app.get("/", response_class=HTMLResponse)
-    def overview(
+    async def overview(
         request: Request,
-        _user: viewer,
+        user: viewer,
         source: str = "",
         channel: str = "",
         period: str = "365d",
         grain: str = "week",
     ) -> Response:
-        chosen, filters = scope(source, channel, period, grain)
-        language = language_of(request)
+        def page() -> str:
+            chosen, filters = scope(source, channel, period, grain)
 
-        def main_html() -> Markup:
-            titles = {key: gettext(request, title) for key, title in labels.CHARTS.items()}
-            view = metrics_view.overview(store, chosen, titles)
-            values = {"scope": chosen, "filters": filters, "view": view, "periods": metrics_view.PERIODS}
-            return Markup(templates.get_template("_overview_main.html").render(page_context(request, values)))
+            def main_html() -> Markup:
+                titles = {key: gettext(request, title) for key, title in labels.CHARTS.items()}
+                view = metrics_view.overview(store, chosen, titles)
+                values = {"scope": chosen, "filters": filters, "view": view, "periods": metrics_view.PERIODS}
+                return Markup(render_text(request, "_overview_main.html", **values))
 
-        # Rendering the charts' data is most of a warm request's cost: kept per language and store state.
-        main = views.get(store, ("overview-html", chosen, language), main_html)
-        return render(request, "overview.html", main_html=main)
+            # The content is the same for every user of a language: rendered once per store state.
+            main = views.get(store, ("overview-html", chosen, language_of(request)), main_html)
+            return render_text(request, "overview.html", main_html=main)
+
+        return await ready_page(request, user, OVERVIEW_CACHE_CONTROL, page)
 
     # -- members --------------------------------------------------------------------------------------
 
     @app.get("/members", response_class=HTMLResponse)
-    def member_list(
+    async def member_list(
         request: Request,
-        _user: viewer,
+        user: viewer,
         q: str = "",
         segment: str = "",
         source: str = "",
@@ -363,12 +419,13 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
             name = "_member_table.html" if partial else "_members_main.html"
             return Markup(templates.get_template(name).render(page_context(request, values)))
 
-        # The list only changes with the store: rendered once per language, query and store state.
-        key = ("members-html", language_of(request), partial, q, segment, source, sort, order, page)
-        main = views.get(store, key, main_html)
-        if partial:
-            return HTMLResponse(main)
-        return render(request, "members.html", main_html=main)
+        def whole() -> str:
+            # The list only changes with the store: rendered once per language, query and store state.
+            key = ("members-html", language_of(request), partial, q, segment, source, sort, order, page)
+            main = views.get(store, key, main_html)
+            return str(main) if partial else render_text(request, "members.html", main_html=main)
+
+        return await ready_page(request, user, NO_STORE, whole)
 
     @app.get("/members/{member_id:path}", response_class=HTMLResponse)
     def member_page(request: Request, member_id: str, _user: viewer) -> Response:

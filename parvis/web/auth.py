@@ -13,6 +13,9 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +34,8 @@ ROLES: tuple[Role, ...] = ("admin", "moderator", "analyst")
 SECRET_ENV = "PARVIS_SECRET"
 SESSION_LIFETIME = timedelta(days=14)
 MIN_PASSWORD_LENGTH = 8
+SESSION_RECHECK = 2.0
+RECENT_SESSIONS = 4096
 
 # What each role may do.  ``view``: read every page (the moderation queue and audit log included)
 # and download reports; ``triage``: change the inbox and answer from it; ``moderate``: decide on
@@ -102,6 +107,7 @@ def set_password(store: Store, name: str, password: str) -> None:
             raise AccountError(f"no user {name!r}")
         user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar_one()
         connection.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
+    _recent.forget(store, user_id=user_id)
 
 
 def list_users(store: Store) -> list[tuple[User, datetime, bool]]:
@@ -139,21 +145,68 @@ def create_session(store: Store, user: User) -> str:
     return token
 
 
+class _RecentSessions:
+    """Sessions found valid in the last ``SESSION_RECHECK`` seconds, by store and token digest."""
+
+    def __init__(self) -> None:
+        self._found: OrderedDict[tuple[str, str], tuple[float, datetime, User]] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def get(self, store: Store, digest: str) -> User | None:
+        with self._guard:
+            found = self._found.get((_store_key(store), digest))
+        if found is None or time.monotonic() - found[0] >= SESSION_RECHECK or found[1] < _now():
+            return None
+        return found[2]
+
+    def keep(self, store: Store, digest: str, expires_at: datetime, user: User) -> None:
+        with self._guard:
+            self._found[(_store_key(store), digest)] = (time.monotonic(), expires_at, user)
+            self._found.move_to_end((_store_key(store), digest))
+            while len(self._found) > RECENT_SESSIONS:
+                self._found.popitem(last=False)
+
+    def forget(self, store: Store, digest: str | None = None, user_id: int | None = None) -> None:
+        with self._guard:
+            for key, (_, _, user) in list(self._found.items()):
+                if key[0] == _store_key(store) and (key[1] == digest or user.id == user_id):
+                    del self._found[key]
+
+
+_recent = _RecentSessions()
+
+
+def _store_key(store: Store) -> str:
+    return store.engine.url.render_as_string(hide_password=True)
+
+
 def session_user(store: Store, token: str) -> User | None:
+    """The user of a session token, read from the store."""
+    digest = _token_digest(token)
     with store.engine.connect() as connection:
         row = connection.execute(
             select(users.c.id, users.c.name, users.c.role, users.c.disabled, web_sessions.c.expires_at)
             .select_from(web_sessions.join(users, users.c.id == web_sessions.c.user_id))
-            .where(web_sessions.c.id == _token_digest(token))
+            .where(web_sessions.c.id == digest)
         ).first()
     if row is None or row.disabled or row.expires_at < _now():
         return None
-    return User(row.id, row.name, row.role)
+    user = User(row.id, row.name, row.role)
+    _recent.keep(store, digest, row.expires_at, user)
+    return user
+
+
+def recent_session_user(store: Store, token: str) -> User | None:
+    """The user of a session that :func:`session_user` found valid less than ``SESSION_RECHECK``
+    seconds ago, else None (then ask :func:`session_user`).  Reads no database."""
+    return _recent.get(store, _token_digest(token))
 
 
 def end_session(store: Store, token: str) -> None:
+    digest = _token_digest(token)
+    _recent.forget(store, digest=digest)
     with store.engine.begin() as connection:
-        connection.execute(delete(web_sessions).where(web_sessions.c.id == _token_digest(token)))
+        connection.execute(delete(web_sessions).where(web_sessions.c.id == digest))
 
 
 def config_dir() -> Path:
