@@ -372,7 +372,11 @@ def test_warm_up_fills_the_member_list_cache(store: Store) -> None:
         calls.append("computed")
         return None
 
-    # After the warm-up, the member groups and the first page come from the cache.
+    # After the warm-up, the default overview's frames, the member groups and the first page come from the cache.
+    default = metrics_view.Scope.build(
+        store, source=None, channel=None, period=metrics_view.DEFAULT_PERIOD, grain=metrics_view.DEFAULT_GRAIN
+    )
+    frames = views.get(store, ("overview-frames", default), must_not_run)
     groups = views.get(store, ("member-groups", None, metrics_view._as_of(store, None)), must_not_run)
-    assert calls == [] and groups is not None
+    assert calls == [] and groups is not None and frames is not None
     assert metrics_view.member_groups(store) == groups

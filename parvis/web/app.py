@@ -96,6 +96,8 @@ def _environment() -> Environment:
     )
     environment.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     environment.filters["safe_url"] = safe_url
+    # Chart specs carry thousands of data points: no blanks after separators.
+    environment.policies["json.dumps_kwargs"] = {"sort_keys": True, "separators": (",", ":")}
     environment.globals["labels"] = labels
     return environment
 
@@ -361,8 +363,8 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
         user: viewer,
         source: str = "",
         channel: str = "",
-        period: str = "365d",
-        grain: str = "week",
+        period: str = metrics_view.DEFAULT_PERIOD,
+        grain: str = metrics_view.DEFAULT_GRAIN,
     ) -> Response:
         def page() -> str:
             chosen, filters = scope(source, channel, period, grain)

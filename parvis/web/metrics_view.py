@@ -24,6 +24,8 @@ from parvis.web.i18n import Formatter
 # Window presets: key -> days (None: the whole history).
 PERIODS: dict[str, int | None] = {"30d": 30, "90d": 90, "365d": 365, "all": None}
 GRAINS = ("day", "week", "month")
+DEFAULT_PERIOD = "365d"
+DEFAULT_GRAIN = "week"
 logger = logging.getLogger(__name__)
 SEGMENTS: tuple[str, ...] = tuple(metrics.SEGMENTS)
 # The four groups of the members page (a group is the union of its segments), then lifecycle segments.
@@ -51,8 +53,8 @@ class Scope:
     @classmethod
     def build(cls, store: Store, *, source: str | None, channel: str | None, period: str, grain: str) -> Scope:
         """A window ending at the latest activity (see :func:`queries.latest_activity`)."""
-        period = period if period in PERIODS else "365d"
-        grain = grain if grain in GRAINS else "week"
+        period = period if period in PERIODS else DEFAULT_PERIOD
+        grain = grain if grain in GRAINS else DEFAULT_GRAIN
         latest = views.get(store, ("latest", source), lambda: queries.latest_activity(store, source))
         until = latest.date() if latest else None
         days = PERIODS[period]
@@ -220,6 +222,11 @@ def overview(store: Store, scope: Scope, titles: dict[str, str]) -> Overview:
 
 
 def _frames(store: Store, scope: Scope) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """The overview's metric frames and definitions: cached, the same in every language."""
+    return views.get(store, ("overview-frames", scope), lambda: _compute_frames(store, scope))
+
+
+def _compute_frames(store: Store, scope: Scope) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     names = _names(scope.grain)
     results = metrics.compute(
         store,
@@ -436,11 +443,13 @@ def _text(value: Any) -> str | None:
 
 
 def warm_up(store: Store) -> None:
-    """Compute what the first visit to the member list needs (minutes at millions of members), so a
-    server started on a large store answers its first visitors from the cache."""
+    """Compute what the first visit to the overview (seconds) and then to the member list (minutes at
+    millions of members) need, so a server started on a large store answers its first visitors from
+    the cache."""
     try:
+        _frames(store, Scope.build(store, source=None, channel=None, period=DEFAULT_PERIOD, grain=DEFAULT_GRAIN))
         member_groups(store)
         member_page(store)
     # A warm-up never stops the server: the page itself will show the error to whoever opens it.
     except Exception as problem:
-        logger.warning("warming up the member list failed: %s", problem)
+        logger.warning("warming up the overview and member list failed: %s", problem)
