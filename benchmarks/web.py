@@ -5,9 +5,11 @@
 Starts ``parvis serve`` on the store as a subprocess on a free loopback port, creates an analyst
 account with ``parvis users add``, logs in (the login form and its CSRF token, as a browser does),
 measures the first request to each page (cold: the metrics and segments are computed), then runs
-``--clients`` concurrent asyncio/httpx clients for ``--seconds`` seconds, each requesting the overview
-and the member list in turn.  Reports p50/p95/p99 latency and requests/s per page, and writes them
-into docs/benchmarks.md between the ``web`` markers.
+``--clients`` concurrent asyncio/httpx clients for ``--seconds`` seconds, each with its own session
+(logged in like the first) and a browser's Accept-Encoding, requesting the overview and the member
+list in turn.  Reports p50/p95/p99 latency, requests/s and bytes on the wire per page, and the CPU
+time the server and the load generator spent per request (figures that depend less on what else runs
+on a shared machine), and writes them into docs/benchmarks.md between the ``web`` markers.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ PARVIS = ROOT / ".venv" / "bin" / "parvis"
 MARK_BEGIN = "<!-- benchmark:web:begin -->"
 MARK_END = "<!-- benchmark:web:end -->"
 PAGES = {"overview": "/", "members": "/members"}
+# What Chromium sends; the server answers gzip (and never a 304: these clients keep no copies).
+BROWSER_HEADERS = {"Accept-Encoding": "gzip, deflate, br, zstd", "Accept-Language": "en-GB,en;q=0.9"}
 
 
 def free_port() -> int:
@@ -61,14 +65,23 @@ async def login(client: httpx.AsyncClient, name: str, password: str) -> None:
         raise SystemExit(f"login failed ({answer.status_code})")
 
 
-async def load(base: str, cookies: httpx.Cookies, clients: int, seconds: float) -> dict[str, list[float]]:
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def load(
+    base: str, sessions: list[httpx.Cookies], seconds: float
+) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
     timings: dict[str, list[float]] = {page: [] for page in PAGES}
+    sizes: dict[str, list[int]] = {page: [] for page in PAGES}
     errors = 0
     deadline = time.perf_counter() + seconds
 
-    async def worker(number: int) -> None:
+    async def worker(number: int, cookies: httpx.Cookies) -> None:
         nonlocal errors
-        async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=120) as client:
+        async with httpx.AsyncClient(base_url=base, cookies=cookies, headers=BROWSER_HEADERS, timeout=120) as client:
             turn = number
             while time.perf_counter() < deadline:
                 page = list(PAGES)[turn % len(PAGES)]
@@ -78,15 +91,24 @@ async def load(base: str, cookies: httpx.Cookies, clients: int, seconds: float) 
                 if answer.status_code != 200:
                     errors += 1
                 timings[page].append(time.perf_counter() - started)
+                sizes[page].append(answer.num_bytes_downloaded)
 
-    await asyncio.gather(*(worker(number) for number in range(clients)))
+    await asyncio.gather(*(worker(number, cookies) for number, cookies in enumerate(sessions)))
     if errors:
         print(f"{errors} requests failed", file=sys.stderr)
-    return timings
+    return timings, sizes
 
 
-async def measure(base: str, name: str, password: str, clients: int, seconds: float) -> dict[str, object]:
-    async with httpx.AsyncClient(base_url=base, timeout=600) as client:
+async def session(base: str, name: str, password: str) -> httpx.Cookies:
+    async with httpx.AsyncClient(base_url=base, headers=BROWSER_HEADERS, timeout=600) as client:
+        await login(client, name, password)
+        return client.cookies
+
+
+async def measure(
+    base: str, server: int, name: str, password: str, clients: int, seconds: float
+) -> dict[str, object]:
+    async with httpx.AsyncClient(base_url=base, headers=BROWSER_HEADERS, timeout=600) as client:
         await login(client, name, password)
         cold = {}
         for page, path in PAGES.items():
@@ -95,10 +117,16 @@ async def measure(base: str, name: str, password: str, clients: int, seconds: fl
             cold[page] = time.perf_counter() - started
             if answer.status_code != 200:
                 raise SystemExit(f"{path} answered {answer.status_code}")
-        cookies = client.cookies
+    sessions = [await session(base, name, password) for _ in range(clients)]
     load_before = os.getloadavg()[0]
-    timings = await load(base, cookies, clients, seconds)
-    return {"cold": cold, "timings": timings, "load": (load_before, os.getloadavg()[0])}
+    server_before, client_before = cpu_seconds(server), time.process_time()
+    timings, sizes = await load(base, sessions, seconds)
+    served = sum(len(values) for values in timings.values())
+    cpu = {
+        "server": (cpu_seconds(server) - server_before) / served,
+        "client": (time.process_time() - client_before) / served,
+    }
+    return {"cold": cold, "timings": timings, "sizes": sizes, "cpu": cpu, "load": (load_before, os.getloadavg()[0])}
 
 
 def main() -> None:
@@ -128,30 +156,34 @@ def main() -> None:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.2)
-            figures = asyncio.run(measure(base, name, password, options.clients, options.seconds))
+            figures = asyncio.run(measure(base, server.pid, name, password, options.clients, options.seconds))
         finally:
             server.terminate()
             server.wait(timeout=30)
-    timings = figures["timings"]
-    cold = figures["cold"]
-    load = figures["load"]
-    assert isinstance(timings, dict) and isinstance(cold, dict) and isinstance(load, tuple)
+    timings, sizes, cold, cpu, load = (figures[name] for name in ("timings", "sizes", "cold", "cpu", "load"))
+    assert isinstance(timings, dict) and isinstance(sizes, dict) and isinstance(cold, dict)
+    assert isinstance(cpu, dict) and isinstance(load, tuple)
     lines = [
         MARK_BEGIN,
         f"Measured {datetime.now():%Y-%m-%d} on {machine()}, by `.venv/bin/python benchmarks/web.py "
         f"--db {options.db.name} --clients {options.clients} --seconds {options.seconds:.0f}`; load average "
         f"{load[0]:.1f} → {load[1]:.1f} (shared machine).",
         "",
-        "| page | cold first request (s) | requests | requests/s | p50 (ms) | p95 (ms) | p99 (ms) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| page | cold first request (s) | requests | requests/s | p50 (ms) | p95 (ms) | p99 (ms) | KB on the wire |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for page, values in timings.items():
         lines.append(
             f"| {PAGES[page]} | {cold[page]:.1f} | {len(values):,} | {len(values) / options.seconds:.1f} "
             f"| {statistics.median(values) * 1000:.0f} | {percentile(values, 0.95) * 1000:.0f} "
-            f"| {percentile(values, 0.99) * 1000:.0f} |"
+            f"| {percentile(values, 0.99) * 1000:.0f} | {statistics.median(sizes[page]) / 1000:.1f} |"
         )
-    lines.append(MARK_END)
+    lines += [
+        "",
+        f"CPU per request, both pages together: server {cpu['server'] * 1000:.2f} ms, load generator "
+        f"{cpu['client'] * 1000:.2f} ms (one process each, on the same {os.cpu_count()} cores).",
+        MARK_END,
+    ]
     print("\n".join(lines))
     if options.no_report:
         return
