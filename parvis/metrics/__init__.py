@@ -15,10 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from parvis.metrics.base import GRAINS, Base, Scope
+from parvis.metrics.base import Base, Scope
 from parvis.metrics.definitions import Metric, registry
 from parvis.metrics.engines import ENGINES, MetricsError, backend, serialized
 from parvis.metrics.segments import SEGMENTS, SegmentRules, segment_members, unanswered_questions
+from parvis.metrics.vocabulary import GRAINS, period_start
 from parvis.store import Store
 
 METRICS: Mapping[str, Metric] = MappingProxyType(registry())
@@ -98,14 +99,6 @@ def _month_start(index: Any) -> date:
     return date(year, month + 1, 1)
 
 
-def _period_start(day: date, grain: str) -> date:
-    if grain == "week":
-        return date.fromordinal(day.toordinal() - day.weekday())
-    if grain == "month":
-        return day.replace(day=1)
-    return day
-
-
 def tidy(frame: pd.DataFrame, scope: Scope, grain: str) -> pd.DataFrame:
     """Engine-independent shape: dates as ``datetime.date``, rows within [since, until], sorted."""
     frame = frame.copy()
@@ -118,7 +111,7 @@ def tidy(frame: pd.DataFrame, scope: Scope, grain: str) -> pd.DataFrame:
         if column not in frame.columns:
             continue
         if scope.since is not None:
-            start = _period_start(scope.since, grain if column == "period" else "month")
+            start = period_start(scope.since, grain if column == "period" else "month")
             frame = frame[frame[column] >= start]
         if scope.until is not None:
             frame = frame[frame[column] <= scope.until]

@@ -1,37 +1,16 @@
-"""The building blocks every metric starts from: filtered activities resolved to members.
-
-Vocabulary (documented in docs/metrics.md):
-
-- *member activity*: an activity with an identity (anonymous votes have none), whose identity is
-  not a bot (``identities.is_bot``), of one of the ``ACTIVE_KINDS``.  Votes, badges and IRC
-  presence lines (join, part, quit, nick) are not member activity: Stack Exchange votes are
-  anonymous in the dumps (only favourites and bounties name their user), badges are awarded by
-  the platform, presence lines say someone's client connected, not that they took part.
-- *member*: ``identities.member_id``; merged members' identities already point at the member
-  that absorbed them, so a person with identities on several sources counts once per source.
-- *post*: an authored contribution (``POST_KINDS``), as opposed to edits, accepts, moderation.
-"""
+"""The scope of a metric query and the tables it starts from, on one engine (vocabulary: parvis.metrics.vocabulary)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
-POST_KINDS = ("question", "answer", "comment", "message", "reply", "action", "wiki", "post")
-ACTIVE_KINDS = (*POST_KINDS, "edit", "accept", "moderation")
-# A conversation's opening activity, when it is one of these, makes the conversation count as started.
-STARTER_KINDS = ("question", "message", "reply")
-# What counts as a response to a conversation's opening (or to a question inside a chat).
-RESPONSE_KINDS = ("answer", "comment", "reply", "message", "action")
-# Platforms where every thread start is a question (help mailing lists).
-THREAD_START_IS_QUESTION = ("mbox",)
-
-GRAINS = ("day", "week", "month")
-TRUNCATE_UNIT = {"day": "D", "week": "W", "month": "M"}
+from parvis.metrics import facts
+from parvis.metrics.vocabulary import THREAD_START_IS_QUESTION, period, period_start
 
 
 @dataclass(frozen=True)
@@ -52,115 +31,101 @@ class Scope:
         return datetime.combine(self.as_of + timedelta(days=1), datetime.min.time())
 
 
-def period(column: ir.TimestampValue | ir.DateValue, grain: str) -> ir.DateValue:
-    return column.truncate(TRUNCATE_UNIT[grain]).cast("date")
-
-
-def seconds(column: ir.TimestampValue) -> ir.IntegerValue:
-    return column.epoch_seconds()
-
-
-def month_index(column: ir.TimestampValue) -> ir.IntegerValue:
-    """Months since year 0: lets metrics do month arithmetic with integers on any engine."""
-    return column.year() * 12 + column.month() - 1
-
-
 class Base:
-    """The scope's tables as ibis expressions on one backend."""
+    """The scope's tables and facts (parvis.metrics.facts) as ibis expressions on one backend.
+
+    On a DuckDB snapshot (``backend.parvis_derived``) the facts are tables over the whole history
+    that the scope filters; elsewhere they are computed from the scope's tables.  Both give the
+    same rows: a scope's end is midnight, so a fact kept per day or with its first time filters
+    exactly.  Channel scopes compute conversation facts from the scope's tables (a response counts
+    only in the scope's channel)."""
 
     def __init__(self, backend: Any, scope: Scope) -> None:
         self.backend = backend
         self.scope = scope
-        activities = backend.table("activities")
-        if scope.source is not None:
-            activities = activities.filter(activities.source_id == scope.source)
-        if scope.channel is not None:
-            activities = activities.filter(activities.channel_id == scope.channel)
-        activities = activities.filter(activities.created_at < ibis.literal(scope.end))
-        self.activities: ir.Table = activities
-        identities = backend.table("identities")
-        self.identities: ir.Table = identities
-        # A DuckDB snapshot holds derived tables (parvis.metrics.engines) with the same rows as the joins below.
+        self.activities: ir.Table = self._scoped(backend.table("activities"), "created_at")
+        self.identities: ir.Table = backend.table("identities")
         self.derived = bool(getattr(backend, "parvis_derived", False))
         if self.derived:
             self.authored: ir.Table = self._scoped(backend.table("authored"), "created_at")
         else:
-            people = identities.select(
-                identity_id=identities.id, member_id=identities.member_id, is_bot=identities.is_bot
-            )
-            authored = activities.join(people, activities.identity_id == people.identity_id)
-            self.authored = authored.select(
-                "id",
-                "source_id",
-                "kind",
-                "channel_id",
-                "conversation_id",
-                "parent_id",
-                "created_at",
-                "member_id",
-                "is_bot",
-            )
-        self.member_acts: ir.Table = self.authored.filter(~self.authored.is_bot & self.authored.kind.isin(ACTIVE_KINDS))
+            self.authored = facts.authored(self.activities, self.identities)
+        self.member_acts: ir.Table = facts.member_activity(self.authored)
         self.members: ir.Table = backend.table("members")
         self.sources: ir.Table = backend.table("sources")
         self.enrichments: ir.Table = backend.table("enrichments")
 
     def _scoped(self, table: ir.Table, moment: str) -> ir.Table:
-        """Rows of a derived table within the scope: its source, channel, and before its end."""
+        """Rows of a table within the scope: its source, channel, and before its end (``moment`` is a
+        timestamp column, or a date column of a daily fact)."""
         if self.scope.source is not None:
             table = table.filter(table.source_id == self.scope.source)
         if self.scope.channel is not None:
             table = table.filter(table.channel_id == self.scope.channel)
-        return table.filter(table[moment] < ibis.literal(self.scope.end))
+        end = self.scope.end
+        limit = ibis.literal(end.date()) if table[moment].type().is_date() else ibis.literal(end)
+        return table.filter(table[moment] < limit)
+
+    def _fact(self, name: str, moment: str) -> ir.Table:
+        return self._scoped(self.backend.table(name), moment)
+
+    def daily_activities(self) -> ir.Table:
+        """All activities of the scope per source, channel, kind and day (``activities``)."""
+        if self.derived:
+            return self._fact("daily_activities", "day")
+        return facts.daily_activities(self.activities)
+
+    def daily_labels(self, enricher: str) -> ir.Table:
+        """Activities of the scope the enricher labelled, per source, channel, label and day."""
+        labels = (
+            self._fact("daily_labels", "day") if self.derived else facts.daily_labels(self.activities, self.enrichments)
+        )
+        return labels.filter(labels.enricher == enricher)
 
     def threads(self) -> ir.Table:
         """:meth:`conversation_roots` with ``first_response_at`` (see :meth:`first_responses`)."""
         if not self.derived or self.scope.channel is not None:
             return self.first_responses(self.conversation_roots())
-        # The first response over the whole history is the scope's if it came before the scope's end
-        # (a response is in its conversation's source; a channel scope takes the general path).
-        facts = self._scoped(self.backend.table("root_facts"), "created_at")
+        # The first response over the whole history is the scope's if it came before the scope's end.
+        found = self._fact("root_facts", "created_at")
         end = ibis.literal(self.scope.end)
-        first = facts.first_response_at
-        return facts.mutate(first_response_at=ibis.ifelse(first < end, first, ibis.null("timestamp")))
+        first = found.first_response_at
+        return found.mutate(first_response_at=ibis.ifelse(first < end, first, ibis.null("timestamp")))
 
     def first_activity(self) -> ir.Table:
         """Per source and member: ``first_at``, the first member activity within the scope."""
-        if self.derived and self.scope.channel is None:
-            return self._scoped(self.backend.table("member_first"), "first_at")
-        acts = self.member_acts
-        return acts.group_by(["source_id", "member_id"]).aggregate(first_at=acts.created_at.min())
+        if not self.derived:
+            return facts.member_first(self.member_acts)
+        if self.scope.channel is None:
+            return self._fact("member_first", "first_at")
+        days = self._fact("member_days", "first_at")
+        return days.group_by(["source_id", "member_id"]).aggregate(first_at=days.first_at.min())
 
     def active_periods(self, grain: str) -> ir.Table:
         """Distinct (source_id, member_id, period) with member activity within the scope."""
-        if self.derived and self.scope.channel is None:
-            found = self._scoped(self.backend.table("member_periods"), "first_at")
-            return found.filter(found.grain == grain).select("source_id", "member_id", "period")
-        acts = self.member_acts
-        return acts.select("source_id", "member_id", period=period(acts.created_at, grain)).distinct()
+        if not self.derived:
+            acts = self.member_acts
+            return acts.select("source_id", "member_id", period=period(acts.created_at, grain)).distinct()
+        if self.scope.channel is None and grain in facts.PERIOD_TABLES:
+            return self._fact(facts.PERIOD_TABLES[grain], "first_at").select("source_id", "member_id", "period")
+        days = self._fact("member_days", "first_at")
+        return days.select("source_id", "member_id", period=period(days.day, grain)).distinct()
+
+    def shown(self, table: ir.Table, moment: str, grain: str) -> ir.Table:
+        """Rows of ``table`` in the periods of ``grain`` a per-period metric shows: from the period holding
+        the scope's start date on (the earlier ones are dropped from its result anyway)."""
+        if self.scope.since is None:
+            return table
+        start = period_start(self.scope.since, grain)
+        column = table[moment]
+        limit = ibis.literal(start) if column.type().is_date() else ibis.literal(datetime.combine(start, time.min))
+        return table.filter(column >= limit)
 
     def conversation_roots(self) -> ir.Table:
         """Started conversations: their opening activity, its author and platform (bots' excluded)."""
         if self.derived:
-            return self._scoped(self.backend.table("root_facts"), "created_at").drop("first_response_at")
-        conversations = self.backend.table("conversations")
-        roots = conversations.filter(conversations.root_activity_id.notnull()).select(
-            root_id=conversations.root_activity_id
-        )
-        acts = self.authored.filter(~self.authored.is_bot & self.authored.kind.isin(STARTER_KINDS))
-        joined = roots.join(acts, roots.root_id == acts.id)
-        platforms = self.sources.select(platform_source=self.sources.id, platform=self.sources.platform)
-        joined = joined.join(platforms, joined.source_id == platforms.platform_source)
-        return joined.select(
-            item_id=joined.id,
-            source_id=joined.source_id,
-            channel_id=joined.channel_id,
-            conversation_id=joined.conversation_id,
-            member_id=joined.member_id,
-            created_at=joined.created_at,
-            kind=joined.kind,
-            platform=joined.platform,
-        )
+            return self._fact("root_facts", "created_at").drop("first_response_at")
+        return facts.conversation_roots(self.backend.table("conversations"), self.authored, self.sources)
 
     def questions(self) -> ir.Table:
         """Questions: Stack Exchange questions, thread starts of help mailing lists, and chat messages the
@@ -187,24 +152,5 @@ class Base:
         return asked.union(chat, distinct=True)
 
     def first_responses(self, items: ir.Table) -> ir.Table:
-        """``items`` (item_id, conversation_id, member_id, created_at, ...) with ``first_response_at``: the
-        earliest response in the same conversation, at or after the item, by another member, not a bot."""
-        responses = self.authored.filter(~self.authored.is_bot & self.authored.kind.isin(RESPONSE_KINDS))
-        responses = responses.select(
-            response_id=responses.id,
-            response_conversation=responses.conversation_id,
-            response_member=responses.member_id,
-            response_at=responses.created_at,
-        )
-        pairs = items.select("item_id", "conversation_id", "member_id", "created_at").join(
-            responses,
-            [
-                ibis._.conversation_id == responses.response_conversation,
-                ibis._.member_id != responses.response_member,
-                responses.response_at >= ibis._.created_at,
-                ibis._.item_id != responses.response_id,
-            ],
-        )
-        first = pairs.group_by(responded_id=pairs.item_id).aggregate(first_response_at=pairs.response_at.min())
-        joined = items.left_join(first, items.item_id == first.responded_id)
-        return joined.drop("responded_id")
+        """``items`` with ``first_response_at`` (see :func:`parvis.metrics.facts.first_responses`)."""
+        return facts.first_responses(items, self.authored)

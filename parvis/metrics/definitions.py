@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import ibis
 import ibis.expr.types as ir
 
-from parvis.metrics.base import GRAINS, POST_KINDS, Base, month_index, period, seconds
+from parvis.metrics.base import Base
+from parvis.metrics.vocabulary import GRAINS, POST_KINDS, month_index, period, seconds
 
 Builder = Callable[[Base, str], ir.Table]
 
@@ -87,14 +88,14 @@ def _first_activity(base: Base) -> ir.Table:
 @metric("active_members:source:{grain}")
 def active_members(base: Base, grain: str) -> ir.Table:
     """Members with at least one member activity (see "Vocabulary") in the period, per source."""
-    active = _active_periods(base, grain)
-    return active.group_by(["source_id", "period"]).aggregate(active_members=active.member_id.nunique())
+    active = base.shown(_active_periods(base, grain), "period", grain)  # one row per member and period
+    return active.group_by(["source_id", "period"]).aggregate(active_members=active.count())
 
 
 @metric("new_members:source:{grain}")
 def new_members(base: Base, grain: str) -> ir.Table:
     """Members whose first member activity on the source (over all its history) falls in the period."""
-    first = _first_activity(base)
+    first = base.shown(_first_activity(base), "first_at", grain)
     first = first.mutate(period=period(first.first_at, grain))
     return first.group_by(["source_id", "period"]).aggregate(new_members=first.count())
 
@@ -103,7 +104,7 @@ def new_members(base: Base, grain: str) -> ir.Table:
 def returning_members(base: Base, grain: str) -> ir.Table:
     """Members active in the period whose first member activity on the source was in an earlier period
     (so active members = new members + returning members)."""
-    active = _active_periods(base, grain)
+    active = base.shown(_active_periods(base, grain), "period", grain)
     first = _first_activity(base)
     first = first.select(
         first_source=first.source_id, first_member=first.member_id, first_period=period(first.first_at, grain)
@@ -201,7 +202,7 @@ def retention(base: Base, grain: str) -> ir.Table:
 def conversations_started(base: Base, grain: str) -> ir.Table:
     """Conversations whose opening activity (a question, or a mail or chat message opening a thread) was
     posted in the period by a member (not a bot), per source and channel."""
-    roots = base.conversation_roots()
+    roots = base.shown(base.conversation_roots(), "created_at", grain)
     roots = roots.mutate(period=period(roots.created_at, grain))
     return roots.group_by(["source_id", "channel_id", "period"]).aggregate(conversations=roots.count())
 
@@ -209,9 +210,9 @@ def conversations_started(base: Base, grain: str) -> ir.Table:
 @metric("activities:kind:{grain}")
 def activities_by_kind(base: Base, grain: str) -> ir.Table:
     """All activities of the period per source and kind, anonymous ones (votes) and bots' included."""
-    acts = base.activities
-    acts = acts.mutate(period=period(acts.created_at, grain))
-    return acts.group_by(["source_id", "kind", "period"]).aggregate(activities=acts.count())
+    daily = base.shown(base.daily_activities(), "day", grain)
+    daily = daily.mutate(period=period(daily.day, grain))
+    return daily.group_by(["source_id", "kind", "period"]).aggregate(activities=daily.activities.sum())
 
 
 @metric("contributor_ratio:source:{grain}", ("all",), always=True)
@@ -250,7 +251,7 @@ def response_rate(base: Base, grain: str) -> ir.Table:
     """Share of the conversations started in the period (see conversations_started) that got at least one
     response (an answer, comment, reply or chat message in the conversation) by another member; the
     author's own replies, from any of their identities, and bots' do not count."""
-    threads = _threads(base)
+    threads = base.shown(_threads(base), "created_at", grain)
     threads = threads.mutate(period=period(threads.created_at, grain))
     out = threads.group_by(["source_id", "period"]).aggregate(
         conversations=threads.count(), responded=threads.first_response_at.notnull().cast("int64").sum()
@@ -263,7 +264,7 @@ def first_response_time(base: Base, grain: str) -> ir.Table:
     """Time to first response (CHAOSS, Discourse): hours from a conversation's opening to the first
     response by another member (author self-replies and bots excluded), median and 90th percentile
     (linear interpolation), over the conversations started in the period that got a response."""
-    threads = _threads(base)
+    threads = base.shown(_threads(base), "created_at", grain)
     threads = threads.filter(threads.first_response_at.notnull())
     threads = threads.mutate(
         period=period(threads.created_at, grain), hours=_hours(threads.first_response_at, threads.created_at)
@@ -290,7 +291,7 @@ def accept_time(base: Base, grain: str) -> ir.Table:
     have an accepted answer, and hours from question to accept (median, 90th percentile). Stack
     Exchange dumps date accept votes to the day, so times have day resolution; a vote dated before
     the question's time on the same day counts as 0."""
-    roots = base.conversation_roots()
+    roots = base.shown(base.conversation_roots(), "created_at", grain)
     questions = roots.filter(roots.kind == "question")
     accepts = base.authored.filter(base.authored.kind == "accept")
     accepts = accepts.group_by(accepted_conversation=accepts.conversation_id).aggregate(
@@ -449,20 +450,17 @@ def onboarding_funnel(base: Base, grain: str) -> ir.Table:
 # -- enrichments ---------------------------------------------------------------------------------------------
 
 
-def _enriched(base: Base, enricher: str, grain: str) -> ir.Table:
-    labels = base.enrichments.filter(base.enrichments.enricher == enricher)
-    labels = labels.select(labelled_id=labels.activity_id, label=labels.label, score=labels.score)
-    acts = base.activities
-    joined = acts.join(labels, acts.id == labels.labelled_id)
-    return joined.mutate(period=period(joined.created_at, grain))
+def _labelled(base: Base, enricher: str, grain: str) -> ir.Table:
+    labels = base.shown(base.daily_labels(enricher), "day", grain)
+    return labels.mutate(period=period(labels.day, grain))
 
 
 @metric("sentiment:channel:{grain}")
 def sentiment(base: Base, grain: str) -> ir.Table:
     """Activities the sentiment enricher labelled, per source, channel, period and label
     (negative, neutral, positive), with the label's share of the channel's labelled activities."""
-    rows = _enriched(base, "sentiment", grain)
-    out = rows.group_by(["source_id", "channel_id", "period", "label"]).aggregate(activities=rows.count())
+    rows = _labelled(base, "sentiment", grain)
+    out = rows.group_by(["source_id", "channel_id", "period", "label"]).aggregate(activities=rows.activities.sum())
     totals = ibis.window(group_by=["source_id", "channel_id", "period"])
     return out.mutate(share=out.activities / out.activities.sum().over(totals))
 
@@ -471,8 +469,8 @@ def sentiment(base: Base, grain: str) -> ir.Table:
 def toxicity_rate(base: Base, grain: str) -> ir.Table:
     """Share of the activities the toxicity enricher scored that it labelled "toxic", per source,
     channel and period."""
-    rows = _enriched(base, "toxicity", grain)
+    rows = _labelled(base, "toxicity", grain)
     out = rows.group_by(["source_id", "channel_id", "period"]).aggregate(
-        scored=rows.count(), toxic=(rows.label == "toxic").cast("int64").sum()
+        scored=rows.activities.sum(), toxic=rows.activities.sum(where=rows.label == "toxic").fill_null(0)
     )
     return out.mutate(toxicity_rate=out.toxic / out.scored)

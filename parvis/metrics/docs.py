@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from parvis.metrics import METRICS, SEGMENTS
-from parvis.metrics.base import ACTIVE_KINDS, POST_KINDS
-from parvis.metrics.base import __doc__ as VOCABULARY
+from parvis.metrics.vocabulary import ACTIVE_KINDS, POST_KINDS
+from parvis.metrics.vocabulary import __doc__ as VOCABULARY
 
 HEADER = """# Metrics and segments
 
@@ -25,11 +25,24 @@ Python: `parvis.metrics.compute(store, names, source=, channel=, grain=, since=,
 Every metric is one ibis expression, run on DuckDB (default) or Apache Spark (`engine="spark"`,
 `pip install 'parvis[spark]'`). Both read an *analytic snapshot* of the store: the narrow columns
 metrics need, read by DuckDB through its sqlite/postgres scanner extensions (shipped on PyPI for
-DuckDB 1.5.5, which is why DuckDB is pinned) and kept in memory until the store changes (its
-fingerprint: activity and identity counts, last import run, last member event, enrichment count).
-Spark receives the snapshot through Arrow; point it at a cluster with `PARVIS_SPARK_MASTER=spark://host:7077`
-(`PARVIS_SPARK_PARTITIONS` sets the shuffle partitions). Its session time zone is UTC, as the store's
-timestamps are. tests/test_metrics_conformance.py runs every metric family on both engines and
+DuckDB 1.5.5, which is why DuckDB is pinned). Spark receives the snapshot through Arrow; point it
+at a cluster with `PARVIS_SPARK_MASTER=spark://host:7077` (`PARVIS_SPARK_PARTITIONS` sets the
+shuffle partitions). Its session time zone is UTC, as the store's timestamps are.
+
+Metrics start from *facts* (parvis/metrics/facts.py), themselves ibis expressions: activities per
+source, channel, kind and day; labels per day; each member's first activity, active days, weeks and
+months; each started conversation with its first response by another member. Spark computes them
+from the snapshot's tables for each query. For a SQLite store the DuckDB snapshot is a file beside
+it (`<store>.snapshot.duckdb`) that keeps the facts as tables over the whole history, which a query
+only filters to its scope; when the store changes, the snapshot reads only the rows added since
+(rowid watermarks) and merges their facts in (counts add up, first times take the minimum;
+conversations with new activities are recomputed). A refresh after an import that found nothing new
+only records the store's marks. A merge or unmerge of members rebuilds the facts; an import that
+changed rows in place rebuilds the snapshot. Enrichments rewritten in place (activities relabelled by
+a new model version) keep their rowids and are not seen until the snapshot file is deleted and
+rebuilt. A PostgreSQL store's snapshot is built in memory.
+tests/test_metrics_incremental.py checks, on a real archive, that a refreshed snapshot equals one
+built from scratch; tests/test_metrics_conformance.py runs every metric family on both engines and
 requires equal rows; a metric that could not run on an engine would carry a reasoned marker
 (`Metric.gaps`), and there is none today.
 

@@ -10,22 +10,23 @@ to :func:`spark_backend`.
 For a SQLite store the snapshot is a DuckDB file beside it (``<store>.snapshot.duckdb``; set
 ``PARVIS_SNAPSHOT=memory`` to keep it in memory).  It outlives the process and is refreshed
 *incrementally* when the store changes (its marks: the largest rowids, the last import run and
-member event): new activities are appended by rowid watermark, the conversations they touch
-are re-read, and the small tables (sources, members, identities, enrichments) are reloaded.  It is
-rebuilt from scratch when it cannot be brought up to date safely: another store at that path, an
-import run since the last refresh that updated rows in place or did not finish, or a new snapshot
-format.  A PostgreSQL store's snapshot is built in memory, as is a SQLite store's when the file
-cannot be written or another process holds it.
+member event): new rows are appended by rowid watermark (activities, identities, members,
+enrichments), the conversations the new activities touch are re-read, sources are reloaded when
+they change.  It is rebuilt from scratch when it cannot be brought up to date safely: another store
+at that path, fewer rows than before, an import run since the last refresh that updated rows in
+place or did not finish, or a new snapshot format.  A PostgreSQL store's snapshot is built in
+memory, as is a SQLite store's when the file cannot be written or another process holds it.
 
-Beside the copied tables the snapshot holds *derived* tables, rebuilt after each refresh, that
-:class:`parvis.metrics.base.Base` uses instead of recomputing joins on every query (results are
-identical; the Spark engine, which does not get them, is the reference in the conformance tests):
-
-* ``authored``: activities with an identity, with their member and bot flag;
-* ``root_facts``: each started conversation's opening activity with its first response by another
-  member (over the whole history; a scope's end date turns later responses into none);
-* ``member_first``: each member's first member activity per source;
-* ``member_periods``: per grain, the periods in which each member was active, with the first activity in each.
+Beside the copied tables the snapshot holds the *facts* of :mod:`parvis.metrics.facts` (the same
+ibis expressions the Spark engine computes on the fly from the copied tables), as tables over the
+whole history that a scope filters.  A refresh maintains them from the appended rows only:
+``authored`` grows by the new activities, the summary facts merge the summaries of the new rows
+(counts add up, first times take the minimum), ``root_facts`` is recomputed for the conversations
+the new activities touch, and the labels of new enrichments are counted.  A refresh with no new
+rows only records the store's new marks.  A merge or unmerge (a member event) reloads identities
+and members and rebuilds the facts.  An enrichment rewritten in place (an activity relabelled by
+a new model version) keeps its SQLite rowid and is not seen until the snapshot is rebuilt (delete
+the snapshot file).
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ from typing import Any, ParamSpec, TypeVar
 
 import duckdb
 import ibis
+import ibis.expr.types as ir
+import pandas as pd
 from ibis.backends.duckdb import Backend as DuckDBBackend
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from parvis.metrics.base import ACTIVE_KINDS, RESPONSE_KINDS, STARTER_KINDS
+from parvis.metrics import facts
 from parvis.store import Store
 from parvis.store.schema import activities, identities, import_runs, member_events
 
@@ -88,49 +91,7 @@ class MetricsError(Exception):
 
 
 # Format of the snapshot file: a file of another format is rebuilt.
-SNAPSHOT_VERSION = "2"
-
-
-def _in(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(_quote(value) for value in values) + ")"
-
-
-# Derived tables (see the module docstring), in DuckDB SQL over the copied tables; they follow the
-# definitions of Base.authored, Base.conversation_roots, Base.first_responses and _first_activity.
-DERIVED_SQL = {
-    "authored": (
-        "SELECT a.id, a.source_id, a.kind, a.channel_id, a.conversation_id, a.parent_id, a.created_at, "
-        "i.member_id, i.is_bot FROM activities a JOIN identities i ON a.identity_id = i.id"
-    ),
-    "member_first": (
-        "SELECT source_id, member_id, min(created_at) AS first_at FROM authored "
-        "WHERE NOT is_bot AND kind IN {active} GROUP BY source_id, member_id"
-    ),
-    # Distinct (source, member, period) of member activity per grain, with the first activity in the period.
-    "member_periods": " UNION ALL ".join(
-        f"SELECT source_id, member_id, '{grain}' AS grain, CAST(DATE_TRUNC('{grain}', created_at) AS DATE) AS period, "
-        "min(created_at) AS first_at FROM authored WHERE NOT is_bot AND kind IN {active} GROUP BY ALL"
-        for grain in ("day", "week", "month")
-    ),
-    "root_facts": (
-        "WITH roots AS ("
-        " SELECT a.id AS item_id, a.source_id, a.channel_id, a.conversation_id, a.member_id, a.created_at, a.kind,"
-        " p.platform FROM conversations c JOIN authored a ON a.id = c.root_activity_id"
-        " JOIN sources p ON p.id = a.source_id"
-        " WHERE c.root_activity_id IS NOT NULL AND NOT a.is_bot AND a.kind IN {starter}),"
-        " responded AS ("
-        " SELECT r.item_id AS responded_id, min(x.created_at) AS first_response_at FROM roots r"
-        " JOIN authored x ON x.conversation_id = r.conversation_id"
-        " WHERE NOT x.is_bot AND x.kind IN {response} AND x.member_id != r.member_id"
-        " AND x.created_at >= r.created_at AND x.id != r.item_id GROUP BY r.item_id)"
-        " SELECT roots.*, responded.first_response_at FROM roots"
-        " LEFT JOIN responded ON roots.item_id = responded.responded_id"
-    ),
-}
-
-
-def _derived_sql(table: str) -> str:
-    return DERIVED_SQL[table].format(active=_in(ACTIVE_KINDS), starter=_in(STARTER_KINDS), response=_in(RESPONSE_KINDS))
+SNAPSHOT_VERSION = "4"
 
 
 def _extension_path(package: str, name: str) -> Path:
@@ -179,6 +140,14 @@ def _attach(connection: duckdb.DuckDBPyConnection, store: Store) -> None:
         raise MetricsError(f"metrics cannot read a {url.get_backend_name()} store")
 
 
+def _detach(connection: duckdb.DuckDBPyConnection, store: Store) -> None:
+    connection.execute("DETACH s")
+    if _sqlite_path(store) is not None:
+        # The scanner's SQLite released this process's locks on the store (see _load): pooled
+        # connections reopen rather than trust their view of the WAL.
+        store.engine.dispose()
+
+
 def _marks(store: Store) -> dict[str, Any]:
     """What identifies the store's state, cheaply (a few index lookups; no count over the activities
     of a SQLite store).  Any import adds an import run; any merge or unmerge a member event."""
@@ -220,9 +189,67 @@ def _enrichments_sql(connection: duckdb.DuckDBPyConnection) -> str:
     return ENRICHMENTS_SQL if "enrichments" in names else EMPTY_ENRICHMENTS_SQL
 
 
-def _build_derived(connection: duckdb.DuckDBPyConnection) -> None:
-    for table in DERIVED_SQL:
-        connection.execute(f"CREATE OR REPLACE TABLE {table} AS {_derived_sql(table)}")
+FACTS = ("authored", *facts.SUMMARIES, "root_facts")
+# Tables of one refresh's batch of new rows (regular tables: ibis reads their schema), dropped at its end.
+BATCH_ACTIVITIES = "parvis_batch_activities"
+BATCH_AUTHORED = "parvis_batch_authored"
+BATCH_CONVERSATIONS = "parvis_batch_conversations"
+BATCH_ENRICHMENTS = "parvis_batch_enrichments"
+BATCH_FACT = "parvis_batch_fact"
+MERGED_FACT = "parvis_merged_fact"
+
+
+def _compiler(connection: duckdb.DuckDBPyConnection) -> DuckDBBackend:
+    return ibis.duckdb.from_connection(connection)
+
+
+def _create(connection: duckdb.DuckDBPyConnection, on: DuckDBBackend, table: str, expression: ir.Table) -> None:
+    connection.execute(f"CREATE OR REPLACE TABLE {table} AS {on.compile(expression)}")
+
+
+def _summaries(
+    on: DuckDBBackend, activities: str, authored: str, labelled: str, enrichments: str
+) -> dict[str, ir.Table]:
+    """The summary facts of the activities in table ``activities`` (their authored rows in ``authored``),
+    and of the enrichments in ``enrichments`` of activities in ``labelled``."""
+    acts = facts.member_activity(on.table(authored))
+    built = {
+        "daily_activities": facts.daily_activities(on.table(activities)),
+        "member_days": facts.member_days(acts),
+        **{table: facts.member_periods(acts, grain) for grain, table in facts.PERIOD_TABLES.items()},
+        "member_first": facts.member_first(acts),
+        "daily_labels": facts.daily_labels(on.table(labelled), on.table(enrichments)),
+    }
+    assert set(built) == set(facts.SUMMARIES)
+    return built
+
+
+def _build_facts(connection: duckdb.DuckDBPyConnection) -> None:
+    """Every fact table, from the copied tables."""
+    on = _compiler(connection)
+    _create(connection, on, "authored", facts.authored(on.table("activities"), on.table("identities")))
+    for table, expression in _summaries(on, "activities", "authored", "activities", "enrichments").items():
+        _create(connection, on, table, expression)
+    roots = facts.root_facts(on.table("conversations"), on.table("authored"), on.table("sources"))
+    _create(connection, on, "root_facts", roots)
+
+
+def _merge(connection: duckdb.DuckDBPyConnection, on: DuckDBBackend, table: str, batch: ir.Table) -> None:
+    """Merge a batch's summary rows into the fact table (see :class:`parvis.metrics.facts.Summary`)."""
+    summary = facts.SUMMARIES[table]
+    _create(connection, on, BATCH_FACT, batch)
+    match = " AND ".join(f"t.{key} IS NOT DISTINCT FROM b.{key}" for key in summary.keys)
+    listed = ", ".join([*summary.keys, *summary.combine])
+    combined = ", ".join([*summary.keys, *(f"{how}({column}) AS {column}" for column, how in summary.combine.items())])
+    connection.execute(
+        f"CREATE OR REPLACE TABLE {MERGED_FACT} AS SELECT {combined} FROM ("
+        f"SELECT {listed} FROM {table} t WHERE EXISTS (SELECT 1 FROM {BATCH_FACT} b WHERE {match}) "
+        f"UNION ALL SELECT {listed} FROM {BATCH_FACT}) GROUP BY {', '.join(summary.keys)}"
+    )
+    connection.execute(f"DELETE FROM {table} t USING {BATCH_FACT} b WHERE {match}")
+    connection.execute(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {MERGED_FACT}")
+    connection.execute(f"DROP TABLE {BATCH_FACT}")
+    connection.execute(f"DROP TABLE {MERGED_FACT}")
 
 
 def snapshot_connection(store: Store) -> duckdb.DuckDBPyConnection:
@@ -232,20 +259,23 @@ def snapshot_connection(store: Store) -> duckdb.DuckDBPyConnection:
     for table, sql in SNAPSHOT_SQL.items():
         connection.execute(f"CREATE TABLE {table} AS {sql}")
     connection.execute(f"CREATE TABLE enrichments AS {_enrichments_sql(connection)}")
-    _build_derived(connection)
-    connection.execute("DETACH s")
+    _build_facts(connection)
+    _detach(connection, store)
     return connection
 
 
-def snapshot_from_tables(source: Path, target: Path) -> None:
+def snapshot_from_tables(source: Path, target: Path, memory_limit: str | None = None) -> None:
     """Build a snapshot file at ``target`` from a DuckDB file holding tables laid out as the store's
     (the synthetic communities of benchmarks/synthetic.py that are too large for a SQLite file)."""
     connection = duckdb.connect(str(target))
+    if memory_limit is not None:
+        connection.execute(f"SET memory_limit = {_quote(memory_limit)}")
+        connection.execute("SET preserve_insertion_order = false")
     connection.execute(f"ATTACH {_quote(str(source))} AS s (READ_ONLY)")
     for table, sql in SNAPSHOT_SQL.items():
         connection.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
     connection.execute(f"CREATE OR REPLACE TABLE enrichments AS {_enrichments_sql(connection)}")
-    _build_derived(connection)
+    _build_facts(connection)
     connection.execute("DETACH s")
     connection.execute("CHECKPOINT")
     connection.close()
@@ -261,12 +291,16 @@ def _read_meta(connection: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     return json.loads(row[0]) if row else None
 
 
+# Tables copied by rowid watermark: only appended to between two refreshes that do not rebuild.
+APPENDED = ("activities", "conversations", "identities", "members", "enrichments")
+
+
 def _can_append(store: Store, meta: dict[str, Any] | None, marks: dict[str, Any], path: Path) -> bool:
     """Whether the snapshot file holds this store up to its watermarks, with no row changed in place since."""
     if meta is None or meta.get("version") != SNAPSHOT_VERSION or meta.get("store") != str(path):
         return False
     old = meta["marks"]
-    if not meta.get("clean") or any(marks[t] < old[t] for t in ("activities", "conversations")):
+    if not meta.get("clean") or any(int(marks[t] or 0) < int(old[t] or 0) for t in APPENDED):
         return False
     with store.engine.connect() as connection:
         if old["activities"]:
@@ -282,8 +316,109 @@ def _can_append(store: Store, meta: dict[str, Any] | None, marks: dict[str, Any]
     return all(updated == 0 and status == "done" for updated, status in runs)
 
 
+def _rows(table: str, low: Any, high: Any) -> str:
+    """The store's rows of ``table`` between two rowid watermarks (low excluded), in SQLite."""
+    return f"SELECT * FROM {table} WHERE rowid > {int(low or 0)} AND rowid <= {int(high or 0)}"
+
+
+def _load(cursor: duckdb.DuckDBPyConnection, store: Store, table: str, target: str, where: str) -> None:
+    """Copy the store's rows of ``table`` matching ``where`` (SQLite) into the DuckDB table ``target``.
+
+    They are read through the store's own SQLite connection, not DuckDB's sqlite scanner: the scanner
+    holds its own copy of SQLite, and closing its file releases this process's locks on the store
+    (POSIX locks are per process), after which another process's writes can leave the store's
+    pooled connections reading a stale WAL index ("database disk image is malformed")."""
+    sql = ENRICHMENTS_SQL if table == "enrichments" else SNAPSHOT_SQL[table]
+    columns = [column.strip() for column in sql.split(" FROM ")[0].removeprefix("SELECT ").split(", ")]
+    names = [column.split(" AS ")[-1].removeprefix("CAST(").strip(")").split(" ")[0] for column in columns]
+    with store.engine.connect() as connection:
+        rows = connection.exec_driver_sql(f"SELECT {', '.join(names)} FROM {table} WHERE {where}").all()
+    batch = pd.DataFrame.from_records([tuple(row) for row in rows], columns=names)
+    cursor.register("parvis_fetched", batch)
+    cursor.execute(f"CREATE OR REPLACE TABLE {target} AS {sql.replace(f'FROM s.{table}', 'FROM parvis_fetched')}")
+    cursor.unregister("parvis_fetched")
+
+
+def _rebuild(cursor: duckdb.DuckDBPyConnection, marks: dict[str, Any]) -> None:
+    for table, sql in SNAPSHOT_SQL.items():
+        if table in ("activities", "conversations"):
+            sql = f"{sql} WHERE rowid <= {int(marks[table])}"
+        cursor.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
+    cursor.execute(f"CREATE OR REPLACE TABLE enrichments AS {_enrichments_sql(cursor)}")
+    _build_facts(cursor)
+
+
+def _range(low: Any, high: Any) -> str:
+    return f"rowid > {int(low or 0)} AND rowid <= {int(high or 0)}"
+
+
+def _append(cursor: duckdb.DuckDBPyConnection, store: Store, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Bring the snapshot from the store's ``old`` marks to its ``new`` ones, reading only new rows."""
+    regrouped = old["event"] != new["event"]  # members merged or unmerged: identities point elsewhere
+    for table in ("identities", "members"):
+        if regrouped or new[table] != old[table]:
+            where = "1 = 1" if regrouped else _range(old[table], new[table])
+            _load(cursor, store, table, BATCH_FACT, where)
+            if regrouped:
+                cursor.execute(f"DELETE FROM {table}")
+            cursor.execute(f"INSERT INTO {table} SELECT * FROM {BATCH_FACT}")
+    if new["sources"] != old["sources"]:
+        _load(cursor, store, "sources", "sources", "1 = 1")
+    has_activities = new["activities"] != old["activities"]
+    has_conversations = has_activities or new["conversations"] != old["conversations"]
+    has_enrichments = new["enrichments"] != old["enrichments"]
+    if has_activities:
+        _load(cursor, store, "activities", BATCH_ACTIVITIES, _range(old["activities"], new["activities"]))
+        cursor.execute(f"INSERT INTO activities SELECT * FROM {BATCH_ACTIVITIES}")
+    if has_conversations:
+        # New conversations, and those the new activities may have changed (root, title).
+        touched = f"SELECT conversation_id FROM activities WHERE {_range(old['activities'], new['activities'])}"
+        where = f"({_range(old['conversations'], new['conversations'])}) OR id IN ({touched})"
+        _load(cursor, store, "conversations", BATCH_CONVERSATIONS, where)
+        cursor.execute(f"DELETE FROM conversations WHERE id IN (SELECT id FROM {BATCH_CONVERSATIONS})")
+        cursor.execute(f"INSERT INTO conversations SELECT * FROM {BATCH_CONVERSATIONS}")
+    if has_enrichments:
+        _load(cursor, store, "enrichments", BATCH_ENRICHMENTS, _range(old["enrichments"], new["enrichments"]))
+        cursor.execute(f"INSERT INTO enrichments SELECT * FROM {BATCH_ENRICHMENTS}")
+    if regrouped:
+        _build_facts(cursor)
+    else:
+        _append_facts(cursor, has_activities, has_conversations, has_enrichments)
+    for table in (BATCH_ACTIVITIES, BATCH_CONVERSATIONS, BATCH_ENRICHMENTS, BATCH_FACT):
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _append_facts(
+    cursor: duckdb.DuckDBPyConnection, has_activities: bool, has_conversations: bool, has_enrichments: bool
+) -> None:
+    on = _compiler(cursor)
+    if has_activities:
+        _create(cursor, on, BATCH_AUTHORED, facts.authored(on.table(BATCH_ACTIVITIES), on.table("identities")))
+        cursor.execute(f"INSERT INTO authored SELECT * FROM {BATCH_AUTHORED}")
+        batch = _summaries(on, BATCH_ACTIVITIES, BATCH_AUTHORED, BATCH_ACTIVITIES, "enrichments")
+        for table, expression in batch.items():
+            if table != "daily_labels":  # labels are counted from the new enrichments, below
+                _merge(cursor, on, table, expression)
+        cursor.execute(f"DROP TABLE {BATCH_AUTHORED}")
+    if has_enrichments:
+        labels = facts.daily_labels(on.table("activities"), on.table(BATCH_ENRICHMENTS))
+        _merge(cursor, on, "daily_labels", labels)
+    if has_conversations:
+        # A conversation's facts depend on its own rows only (its opening activity is in it).
+        batch_ids = on.table(BATCH_CONVERSATIONS).id
+        cursor.execute(f"DELETE FROM root_facts WHERE conversation_id IN (SELECT id FROM {BATCH_CONVERSATIONS})")
+        authored = on.table("authored")
+        conversations = on.table("conversations")
+        roots = facts.root_facts(
+            conversations.filter(conversations.id.isin(batch_ids)),
+            authored.filter(authored.conversation_id.isin(batch_ids)),
+            on.table("sources"),
+        )
+        cursor.execute(f"INSERT INTO root_facts {on.compile(roots)}")
+
+
 def _refresh(connection: duckdb.DuckDBPyConnection, store: Store, marks: dict[str, Any], path: Path) -> str:
-    """Bring the snapshot file up to ``marks`` in one transaction; says how ("built" or "appended")."""
+    """Bring the snapshot file up to ``marks`` in one transaction; says how ("current", "built" or "appended")."""
     cursor = connection.cursor()
     meta = _read_meta(cursor)
     if (
@@ -296,41 +431,20 @@ def _refresh(connection: duckdb.DuckDBPyConnection, store: Store, marks: dict[st
         cursor.close()
         return "current"  # written by an earlier process, and the store has not changed since
     append = _can_append(store, meta, marks, path)
-    _attach(cursor, store)
     cursor.execute("BEGIN")
-    top = {"activities": marks["activities"], "conversations": marks["conversations"]}
     if append:
         assert meta is not None
-        low = meta["marks"]
-        cursor.execute(
-            f"CREATE TEMP TABLE fresh_activities AS {SNAPSHOT_SQL['activities']} "
-            f"WHERE rowid > {int(low['activities'])} AND rowid <= {int(top['activities'])}"
-        )
-        cursor.execute("INSERT INTO activities SELECT * FROM fresh_activities")
-        # New conversations, and those the new activities may have changed (root, title).
-        cursor.execute(
-            f"CREATE TEMP TABLE fresh_conversations AS {SNAPSHOT_SQL['conversations']} "
-            f"WHERE (rowid > {int(low['conversations'])} AND rowid <= {int(top['conversations'])}) "
-            "OR id IN (SELECT conversation_id FROM fresh_activities WHERE conversation_id IS NOT NULL)"
-        )
-        cursor.execute("DELETE FROM conversations WHERE id IN (SELECT id FROM fresh_conversations)")
-        cursor.execute("INSERT INTO conversations SELECT * FROM fresh_conversations")
-        cursor.execute("DROP TABLE fresh_activities")
-        cursor.execute("DROP TABLE fresh_conversations")
-    for table, sql in SNAPSHOT_SQL.items():
-        if table in top:
-            if append:
-                continue
-            sql = f"{sql} WHERE rowid <= {int(top[table])}"
-        cursor.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
-    cursor.execute(f"CREATE OR REPLACE TABLE enrichments AS {_enrichments_sql(cursor)}")
-    _build_derived(cursor)
+        _append(cursor, store, meta["marks"], marks)
+    else:
+        _attach(cursor, store)
+        _rebuild(cursor, marks)
     run_done = marks["run_status"] in (None, "done")
     meta = {"version": SNAPSHOT_VERSION, "store": str(path), "marks": marks, "clean": run_done}
     cursor.execute("CREATE OR REPLACE TABLE parvis_meta (value VARCHAR)")
     cursor.execute("INSERT INTO parvis_meta VALUES (?)", [json.dumps(meta, default=str)])
     cursor.execute("COMMIT")
-    cursor.execute("DETACH s")
+    if not append:
+        _detach(cursor, store)
     cursor.close()
     return "appended" if append else "built"
 
