@@ -37,6 +37,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -250,12 +251,14 @@ def _times(seconds: np.ndarray) -> pa.Array:
 
 @dataclass
 class Generated:
-    """A source's rows, as Arrow tables with the store's column names (only the narrow columns)."""
+    """A source's rows, as Arrow tables with the store's column names (only the narrow columns), drawn
+    lazily in chunks (100M activities would not fit in memory at once)."""
 
-    identities: pa.Table
-    members: pa.Table
-    conversations: pa.Table
-    activity_chunks: list[pa.Table]
+    identity_count: int
+    conversation_count: int
+    people_chunks: Iterator[tuple[pa.Table, pa.Table]]  # members and their identities
+    conversation_chunks: Iterator[pa.Table]
+    activity_chunks: Iterator[pa.Table]
 
 
 def generate(one: SourceFit, count: int, years: float, seed: int) -> Generated:
@@ -304,51 +307,54 @@ def generate(one: SourceFit, count: int, years: float, seed: int) -> Generated:
     anon = {name: one.anonymous.get(name, 0.0) for name in {*root_names, *reply_names, *loose_names}}
 
     channel_ids = [f"{src}:{name}" for name in channel_names]
-    chunks: list[pa.Table] = []
+    # Activities are drawn chunk by chunk when written (100M rows would not fit in memory at once),
+    # from a generator of their own so that the tables below do not depend on how far it got.
+    chunk_rng = np.random.default_rng([seed, 1])
+    kinds_all = root_names + reply_names + loose_names
+    anonymous_by_kind = np.array([anon[name] for name in kinds_all])
     mu, sigma = one.reply_delay
-    for first in range(0, count, CHUNK):
-        last = min(count, first + CHUNK)
-        index = np.arange(first, last, dtype="int64")
-        in_thread = index < threaded
-        thread = np.searchsorted(offsets, np.minimum(index, threaded - 1), side="right") - 1
-        position = index - offsets[thread]
-        is_root = in_thread & (position == 0)
-        delay = rng.lognormal(mu, sigma, len(index))
-        moment = np.where(
-            in_thread,
-            thread_start[thread] + np.where(is_root, 0.0, delay),
-            start + rng.random(len(index)) * span,
-        )
-        moment = np.minimum(moment, end - 1)
-        kinds_all = root_names + reply_names + loose_names
-        kind_code = np.where(
-            is_root,
-            root_kind[thread],
-            np.where(
+
+    def activity_chunks() -> Iterator[pa.Table]:
+        for first in range(0, count, CHUNK):
+            last = min(count, first + CHUNK)
+            index = np.arange(first, last, dtype="int64")
+            in_thread = index < threaded
+            thread = np.searchsorted(offsets, np.minimum(index, threaded - 1), side="right") - 1
+            position = index - offsets[thread]
+            is_root = in_thread & (position == 0)
+            delay = chunk_rng.lognormal(mu, sigma, len(index))
+            moment = np.where(
                 in_thread,
-                len(root_names) + reply_kind[np.minimum(index, len(reply_kind) - 1)],
-                len(root_names) + len(reply_names) + loose_kind[np.maximum(index - threaded, 0)],
-            ),
-        )
-        anonymous_share = np.array([anon[name] for name in kinds_all])[kind_code]
-        anonymous = rng.random(len(index)) < anonymous_share
-        author = authors[first:last]
-        channel = np.where(
-            in_thread,
-            thread_channel[thread],
-            rng.choice(len(channel_names), size=len(index), p=channel_weights),
-        )
-        identity = _ids(f"{src}:u", author)
-        identity = pc.if_else(pa.array(anonymous), pa.scalar(None, pa.string()), identity)
-        conversation = pc.if_else(pa.array(in_thread), _ids(f"{src}:t", thread), pa.scalar(None, pa.string()))
-        parent = pc.if_else(
-            pa.array(in_thread & ~is_root), _ids(f"{src}:a", offsets[thread]), pa.scalar(None, pa.string())
-        )
-        chunks.append(
-            pa.table(
+                thread_start[thread] + np.where(is_root, 0.0, delay),
+                start + chunk_rng.random(len(index)) * span,
+            )
+            moment = np.minimum(moment, end - 1)
+            kind_code = np.where(
+                is_root,
+                root_kind[thread],
+                np.where(
+                    in_thread,
+                    len(root_names) + reply_kind[np.minimum(index, len(reply_kind) - 1)],
+                    len(root_names) + len(reply_names) + loose_kind[np.maximum(index - threaded, 0)],
+                ),
+            )
+            anonymous = chunk_rng.random(len(index)) < anonymous_by_kind[kind_code]
+            author = authors[first:last]
+            channel = np.where(
+                in_thread,
+                thread_channel[thread],
+                chunk_rng.choice(len(channel_names), size=len(index), p=channel_weights),
+            )
+            identity = _ids(f"{src}:u", author)
+            identity = pc.if_else(pa.array(anonymous), pa.scalar(None, pa.string()), identity)
+            conversation = pc.if_else(pa.array(in_thread), _ids(f"{src}:t", thread), pa.scalar(None, pa.string()))
+            parent = pc.if_else(
+                pa.array(in_thread & ~is_root), _ids(f"{src}:a", offsets[thread]), pa.scalar(None, pa.string())
+            )
+            yield pa.table(
                 {
                     "id": _ids(f"{src}:a", index),
-                    "source_id": pa.array([src] * len(index)),
+                    "source_id": _dictionary([src], np.zeros(len(index), dtype="int32")),
                     "native_id": _ids("a", index),
                     "kind": _dictionary(kinds_all, kind_code),
                     "identity_id": identity,
@@ -358,46 +364,53 @@ def generate(one: SourceFit, count: int, years: float, seed: int) -> Generated:
                     "created_at": _times(moment),
                 }
             )
-        )
 
     # Identities: one per member, each its own home member; Stack Exchange also lists registered
     # users who never acted.  Registration dates: the first activity's day, or uniform over the span.
     silent = round(members * one.silent_ratio)
     everyone = members + silent
     registered = one.platform == "stackexchange"
-    numbers = np.arange(everyone, dtype="int64")
-    identity_ids = _ids(f"{src}:u", numbers)
-    member_ids = _ids(f"member:{src}:u", numbers)
-    names = _ids("user ", numbers)
-    created = _times(start + rng.random(everyone) * span) if registered else pa.nulls(everyone, pa.string())
+    created_at = start + rng.random(everyone) * span if registered else None
     bots = rng.random(everyone) < one.bot_share
-    identities_table = pa.table(
-        {
-            "id": identity_ids,
-            "source_id": pa.array([src] * everyone),
-            "native_id": _ids("u", numbers),
-            "member_id": member_ids,
-            "home_member_id": member_ids,
-            "handle": names,
-            "display_name": names,
-            "created_at": created,
-            "is_bot": pa.array(bots),
-        }
-    )
-    members_table = pa.table({"id": member_ids, "display_name": names})
-    thread_numbers = np.arange(threads, dtype="int64")
-    conversations_table = pa.table(
-        {
-            "id": _ids(f"{src}:t", thread_numbers),
-            "source_id": pa.array([src] * threads),
-            "native_id": _ids("t", thread_numbers),
-            "channel_id": _dictionary(channel_ids, thread_channel),
-            "title": _ids("thread ", thread_numbers),
-            "created_at": _times(thread_start),
-            "root_activity_id": _ids(f"{src}:a", offsets),
-        }
-    )
-    return Generated(identities_table, members_table, conversations_table, chunks)
+
+    def people_chunks() -> Iterator[tuple[pa.Table, pa.Table]]:
+        for first in range(0, everyone, CHUNK):
+            numbers = np.arange(first, min(everyone, first + CHUNK), dtype="int64")
+            member_ids = _ids(f"member:{src}:u", numbers)
+            names = _ids("user ", numbers)
+            size = len(numbers)
+            created = pa.nulls(size, pa.string()) if created_at is None else _times(created_at[numbers])
+            identities = pa.table(
+                {
+                    "id": _ids(f"{src}:u", numbers),
+                    "source_id": _dictionary([src], np.zeros(size, dtype="int32")),
+                    "native_id": _ids("u", numbers),
+                    "member_id": member_ids,
+                    "home_member_id": member_ids,
+                    "handle": names,
+                    "display_name": names,
+                    "created_at": created,
+                    "is_bot": pa.array(bots[numbers]),
+                }
+            )
+            yield pa.table({"id": member_ids, "display_name": names}), identities
+
+    def conversation_chunks() -> Iterator[pa.Table]:
+        for first in range(0, threads, CHUNK):
+            numbers = np.arange(first, min(threads, first + CHUNK), dtype="int64")
+            yield pa.table(
+                {
+                    "id": _ids(f"{src}:t", numbers),
+                    "source_id": _dictionary([src], np.zeros(len(numbers), dtype="int32")),
+                    "native_id": _ids("t", numbers),
+                    "channel_id": _dictionary(channel_ids, thread_channel[numbers]),
+                    "title": _ids("thread ", numbers),
+                    "created_at": _times(thread_start[numbers]),
+                    "root_activity_id": _ids(f"{src}:a", offsets[numbers]),
+                }
+            )
+
+    return Generated(everyone, threads, people_chunks(), conversation_chunks(), activity_chunks())
 
 
 def _channels_table(fits: list[SourceFit]) -> pa.Table:
@@ -450,6 +463,7 @@ def write(fits: list[SourceFit], total: int, years: float, seed: int, sqlite: Pa
     from parvis.store import open_store
 
     connection = duckdb.connect()
+    connection.execute("SET memory_limit = '4GB'")  # a shared machine; DuckDB spills beyond it
     target = "s"
     indexes: list[tuple[str, str]] = []
     if sqlite is not None:
@@ -508,15 +522,17 @@ def write(fits: list[SourceFit], total: int, years: float, seed: int, sqlite: Pa
         remaining -= count
         began = time.perf_counter()
         rows = generate(one, count, years, seed * 1000 + number)
-        _insert(connection, target, "members", rows.members)
-        _insert(connection, target, "identities", rows.identities)
-        _insert(connection, target, "conversations", rows.conversations)
+        for members_chunk, identities_chunk in rows.people_chunks:
+            _insert(connection, target, "members", members_chunk)
+            _insert(connection, target, "identities", identities_chunk)
+        for chunk in rows.conversation_chunks:
+            _insert(connection, target, "conversations", chunk)
         for chunk in rows.activity_chunks:
             _insert(connection, target, "activities", chunk)
             written += chunk.num_rows
         print(
-            f"{one.source}: {count:,} activities, {rows.members.num_rows:,} members "
-            f"({rows.identities.num_rows:,} identities), {rows.conversations.num_rows:,} conversations "
+            f"{one.source}: {count:,} activities, {rows.identity_count:,} members and identities, "
+            f"{rows.conversation_count:,} conversations "
             f"in {time.perf_counter() - began:.0f} s",
             flush=True,
         )
