@@ -706,7 +706,7 @@ def create_app(store: Store, *, secret: bytes | None = None, secure_cookies: boo
         return RedirectResponse("/admin/users", status_code=303)
 
     @app.get("/healthz")
-    def healthz() -> Response:
+    async def healthz() -> Response:
         return Response("ok", media_type="text/plain")
 
     return app
