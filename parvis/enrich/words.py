@@ -1,0 +1,141 @@
+"""Word vectors and a sentiment lexicon: dense features for the sentiment head, next to the n-grams.
+
+- Word vectors: a static table of word embeddings, averaged over each text's known words.  They
+  carry what a large encoder knows about words the labelled tweets never showed (``parvis train``
+  distils them from Google's multilingual Universal Sentence Encoder, see parvis/enrich/train.py).
+  Stored as int8 with one scale per dimension.
+- Lexicon: each word's valence in English and in French (VADER and its French adaptation, MIT; see
+  parvis/enrich/models/NOTICE.md).  Per text, in the text's language: the valences of its words,
+  turned the other way (× -0.74, VADER's factor) when one of the 3 words before is a negation,
+  summed into 5 figures (``LEXICON_FEATURES``).
+
+Inference is a binary search of each word's key (``features.word_key``) in the sorted keys, a
+gather and per-text sums: numpy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+from parvis.enrich.features import Features, word_key
+
+FloatMatrix = npt.NDArray[np.float64]
+
+LEXICON_LANGUAGES = ("en", "fr")
+LEXICON_FEATURES = 5
+NEGATION_WINDOW = 3
+NEGATION_FACTOR = -0.74
+NEGATIONS = {
+    "en": ("not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "cannot", "t", "dont", "cant", "wont"),
+    "fr": ("ne", "n", "pas", "jamais", "rien", "personne", "aucun", "aucune", "ni", "sans"),
+}
+
+
+@dataclass(frozen=True)
+class WordTable:
+    """Row i of ``vectors`` (times ``scales``) is the vector of the word of key ``keys[i]``; keys are sorted."""
+
+    keys: npt.NDArray[np.uint64]
+    vectors: npt.NDArray[np.int8]
+    scales: npt.NDArray[np.float32]
+    # One column per language of LEXICON_LANGUAGES; 0 for a word out of that lexicon.
+    valences: npt.NDArray[np.float32]
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.vectors.shape[1])
+
+    @property
+    def dense_size(self) -> int:
+        """How many dense features ``dense`` gives per text."""
+        return self.dimensions + LEXICON_FEATURES * len(LEXICON_LANGUAGES)
+
+    @classmethod
+    def quantised(
+        cls, keys: npt.NDArray[np.uint64], vectors: npt.NDArray[np.floating], valences: npt.NDArray[np.floating]
+    ) -> WordTable:
+        """The table of these words (any order), float vectors rounded to int8 per dimension."""
+        order = np.argsort(keys, kind="stable")
+        peaks = np.abs(vectors).max(axis=0)
+        scales = np.where(peaks > 0, peaks / 127.0, 1.0).astype(np.float32)
+        quantised = np.clip(np.rint(vectors / scales), -127, 127).astype(np.int8)
+        return cls(keys[order], quantised[order], scales, valences[order].astype(np.float32))
+
+    def dense(self, features: Features, languages: Sequence[str]) -> FloatMatrix:
+        """The dense features of each text: its mean word vector, then its lexicon figures (see the module)."""
+        return np.hstack([self.means(features), self.lexicon(features, languages)])
+
+    def _lookup(self, keys: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        positions = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
+        known = self.keys[positions] == keys if len(self.keys) else np.zeros(len(keys), dtype=np.bool_)
+        return positions, known
+
+    def lexicon(self, features: Features, languages: Sequence[str]) -> FloatMatrix:
+        """Per text, in its language (zeros in the other one's columns, all zeros for another language)."""
+        size = features.size
+        figures: FloatMatrix = np.zeros((size, LEXICON_FEATURES * len(LEXICON_LANGUAGES)))
+        keys, rows = features.word_keys, features.word_rows
+        if not len(keys):
+            return figures
+        language_of_text = np.array([_language_index(language) for language in languages], dtype=np.int64)
+        language = language_of_text[rows]
+        positions, known = self._lookup(keys)
+        known &= language >= 0
+        valence = np.zeros(len(keys), dtype=np.float64)
+        valence[known] = self.valences[positions[known], language[known]]
+        negation = np.zeros(len(keys), dtype=np.bool_)
+        for index, name in enumerate(LEXICON_LANGUAGES):
+            negation |= (language == index) & np.isin(keys, _negation_keys(name))
+        negated = np.zeros(len(keys), dtype=np.bool_)
+        for back in range(1, NEGATION_WINDOW + 1):
+            negated[back:] |= negation[:-back] & (rows[back:] == rows[:-back])
+        valence = np.where(negated, NEGATION_FACTOR * valence, valence)
+        positive = np.bincount(rows, weights=np.maximum(valence, 0.0), minlength=size)
+        negative = np.bincount(rows, weights=np.maximum(-valence, 0.0), minlength=size)
+        positives = np.bincount(rows, weights=valence > 0, minlength=size)
+        negatives = np.bincount(rows, weights=valence < 0, minlength=size)
+        scale = np.sqrt(np.bincount(rows, minlength=size) + 1.0)
+        total = positive - negative
+        values = np.stack(
+            [
+                total / np.sqrt(total * total + 15.0),
+                positive / scale,
+                negative / scale,
+                np.log1p(positives),
+                np.log1p(negatives),
+            ],
+            axis=1,
+        )
+        for index in range(len(LEXICON_LANGUAGES)):
+            mine = language_of_text == index
+            figures[mine, index * LEXICON_FEATURES : (index + 1) * LEXICON_FEATURES] = values[mine]
+        return figures
+
+    def means(self, features: Features) -> FloatMatrix:
+        """Per text, the mean vector of its words found in the table (zeros when none is)."""
+        means: FloatMatrix = np.zeros((features.size, self.dimensions))
+        positions, known = self._lookup(features.word_keys)
+        rows = features.word_rows[known]
+        if not len(rows):
+            return means
+        gathered = self.vectors[positions[known]].astype(np.float32)
+        counts = np.bincount(rows, minlength=features.size)
+        present = counts > 0
+        starts = np.cumsum(counts) - counts
+        # word_rows never decreases, so each text's words are one contiguous run.
+        means[present] = np.add.reduceat(gathered, starts[present], axis=0) / counts[present, None]
+        return means * self.scales
+
+
+def _language_index(language: str) -> int:
+    return LEXICON_LANGUAGES.index(language) if language in LEXICON_LANGUAGES else -1
+
+
+@lru_cache(maxsize=len(LEXICON_LANGUAGES))
+def _negation_keys(language: str) -> npt.NDArray[np.uint64]:
+    return np.array([word_key(word) for word in NEGATIONS[language]], dtype=np.uint64)
