@@ -10,14 +10,18 @@ time is reported apart.  Then the dashboard set of the overview's default view (
 ``parvis.web.metrics_view._names``) is computed ``--runs`` times with ``parvis.metrics``; the first
 run and the median are reported.  The same metrics are then computed by a straightforward pandas
 implementation (below) over the same snapshot tables loaded into data frames (loading not timed),
-and both results are compared row by row.  Results go into docs/benchmarks.md between the
-``metrics`` markers (``--no-report`` to skip).
+and both results are compared row by row.  With ``--refresh`` (a SQLite store; it is changed, so
+use a copy) the snapshot's refresh is timed twice more, as a running cockpit sees it: after an
+import that found nothing new (an import run, no new rows), and after ``--append-rows`` new activities
+(copies of the latest ones under new ids, in their conversations).  Results go into
+docs/benchmarks.md between the ``metrics`` markers (``--no-report`` to skip).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import statistics
 import sys
 import time
@@ -34,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.ingest import machine  # noqa: E402
 from parvis import metrics  # noqa: E402
 from parvis.metrics import engines  # noqa: E402
-from parvis.metrics.base import ACTIVE_KINDS, RESPONSE_KINDS, STARTER_KINDS, Scope  # noqa: E402
+from parvis.metrics.base import Scope  # noqa: E402
+from parvis.metrics.vocabulary import ACTIVE_KINDS, RESPONSE_KINDS, STARTER_KINDS  # noqa: E402
 from parvis.store import open_store  # noqa: E402
 from parvis.web.metrics_view import _names  # noqa: E402
 
@@ -150,6 +155,66 @@ def same(ours: dict[str, metrics.MetricResult], theirs: dict[str, pd.DataFrame])
     return differ
 
 
+# -- refreshes ----------------------------------------------------------------------------------------------
+
+
+def record_import(database: Path, added: int) -> None:
+    """An import run row, as ``parvis import`` writes one (what tells the snapshot the store changed)."""
+    now = datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO import_runs (source_id, platform, started_at, finished_at, added, updated, present, "
+            "quarantined, status) VALUES ('benchmark', 'synthetic', ?, ?, ?, 0, 0, 0, 'done')",
+            (now, now, added),
+        )
+
+
+def append_activities(database: Path, count: int) -> None:
+    """Copies of ``count`` activities spread over the store (every n-th by rowid) under new ids, in the
+    same conversations (the generator writes each source's threads first, then loose activities)."""
+    with sqlite3.connect(database) as connection:
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(activities)")]
+        tag = f"'copy{time.time_ns()}:' || "
+        values = [f"{tag}{column}" if column in ("id", "native_id") else column for column in columns]
+        top = connection.execute("SELECT max(rowid) FROM activities").fetchone()[0]
+        connection.execute(
+            f"INSERT INTO activities ({', '.join(columns)}) SELECT {', '.join(values)} FROM activities "
+            "WHERE rowid % ? = 0 LIMIT ?",
+            (max(1, top // count), count),
+        )
+    record_import(database, count)
+
+
+def timed_refresh(store: Any) -> tuple[float, str]:
+    started = time.perf_counter()
+    engines.duckdb_backend(store)
+    return time.perf_counter() - started, engines.refresh_log[-1][1]
+
+
+def refreshes(store: Any, database: Path, appended: int, runs: int) -> dict[str, Any]:
+    """Median refresh time after an import with no new rows, then after ``appended`` new activities."""
+    empty = []
+    for _ in range(runs):
+        record_import(database, 0)
+        seconds, how = timed_refresh(store)
+        assert how == "appended", how
+        empty.append(seconds)
+    grown = []
+    for _ in range(runs):
+        append_activities(database, appended)
+        seconds, how = timed_refresh(store)
+        assert how == "appended", how
+        grown.append(seconds)
+    figures = {"refresh_empty": statistics.median(empty), "refresh_appended": statistics.median(grown)}
+    figures["appended"] = appended
+    print(
+        f"refresh, no new rows: {figures['refresh_empty'] * 1000:.0f} ms; "
+        f"{appended:,} new activities: {figures['refresh_appended']:.2f} s",
+        flush=True,
+    )
+    return figures
+
+
 # -- the run ------------------------------------------------------------------------------------------------
 
 
@@ -166,7 +231,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         how = "reused"
         if not snapshot_path.exists() or options.rebuild:
             snapshot_path.unlink(missing_ok=True)
-            engines.snapshot_from_tables(options.duckdb, snapshot_path)
+            engines.snapshot_from_tables(options.duckdb, snapshot_path, options.memory_limit)
             how = "built"
         on = engines.backend_from_duckdb_file(snapshot_path)
     prepare = time.perf_counter() - began
@@ -204,6 +269,9 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         figures["differ"] = same(results, theirs)
         print(f"pandas: {figures['pandas']:.2f} s; differences: {figures['differ'] or 'none'}", flush=True)
         del tables, theirs
+    if options.db is not None and options.refresh:
+        figures.update(refreshes(store, options.db, options.append_rows, 3))
+        figures["load"] = (load_before, os.getloadavg()[0])
     return figures
 
 
@@ -231,6 +299,25 @@ def write_report(rows: list[dict[str, Any]]) -> None:
             f"| {row['median']:.2f} | {f'{pandas:.1f}' if pandas else '–'} | {ratio} | {agree} "
             f"| {row['load'][0]:.1f} → {row['load'][1]:.1f} |"
         )
+    refreshed = [row for row in rows if "refresh_empty" in row]
+    if refreshed:
+        lines += [
+            "",
+            "The snapshot's refresh in a running process (`--refresh`: the cockpit's case), median of 3: after an "
+            "import that found nothing new, and after new activities (copies of the latest ones, in their "
+            "conversations):",
+            "",
+            "| activities | store | refresh, no new rows (ms) | new activities | refresh with them (s) | load avg |",
+            "|---:|---|---:|---:|---:|---|",
+        ]
+        for row in refreshed:
+            lines.append(
+                f"| {row['activities']:,} | {row['store']} | {row['refresh_empty'] * 1000:.0f} | {row['appended']:,} "
+                f"| {row['refresh_appended']:.2f} | {row['load'][0]:.1f} → {row['load'][1]:.1f} |"
+            )
+    notes = [f"- {row['activities']:,} activities: {row['note']}" for row in rows if row.get("note")]
+    if notes:
+        lines += ["", *notes]
     lines.append(MARK_END)
     report = ROOT / "docs" / "benchmarks.md"
     text = report.read_text()
@@ -251,12 +338,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-pandas", action="store_true")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the snapshot of --duckdb")
+    parser.add_argument("--refresh", action="store_true", help="time refreshes (changes the --db store)")
+    parser.add_argument("--append-rows", type=int, default=10_000, help="new activities for --refresh")
+    parser.add_argument("--memory-limit", help="DuckDB's memory limit while building a --duckdb snapshot")
+    parser.add_argument("--note", help="a sentence shown under the table for this run")
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--append", action="store_true", help="keep the rows already in the report")
     options = parser.parse_args()
     if (options.db is None) == (options.duckdb is None):
         parser.error("give exactly one of --db and --duckdb")
     figures = run(options)
+    if options.note:
+        figures["note"] = options.note
     figures["store"] = f"SQLite ({options.db.name})" if options.db else f"DuckDB tables ({options.duckdb.name})"
     if options.no_report:
         return

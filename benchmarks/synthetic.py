@@ -509,7 +509,10 @@ def write(fits: list[SourceFit], total: int, years: float, seed: int, sqlite: Pa
             "created_at TIMESTAMP, edited_at TIMESTAMP, title VARCHAR, text_raw VARCHAR, text_plain VARCHAR, "
             "text_format VARCHAR, url VARCHAR, extras VARCHAR, content_hash VARCHAR)"
         )
-    connection.execute("BEGIN")
+    # One transaction for SQLite (bulk speed); a DuckDB file commits each chunk, as one transaction of
+    # 100M rows would keep them in memory.
+    if sqlite is not None:
+        connection.execute("BEGIN")
     sources = pa.table(
         {"id": [f.source for f in fits], "platform": [f.platform for f in fits], "name": [f.source for f in fits]}
     )
@@ -542,7 +545,8 @@ def write(fits: list[SourceFit], total: int, years: float, seed: int, sqlite: Pa
             "INSERT INTO s.import_runs (source_id, platform, started_at, finished_at, added, updated, present, "
             f"quarantined, status) VALUES ('synthetic', 'synthetic', '{now}', '{now}', {written}, 0, 0, 0, 'done')"
         )
-    connection.execute("COMMIT")
+    if sqlite is not None:
+        connection.execute("COMMIT")
     connection.close()
     if sqlite is not None:
         began = time.perf_counter()

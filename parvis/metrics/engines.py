@@ -333,9 +333,18 @@ def _load(cursor: duckdb.DuckDBPyConnection, store: Store, table: str, target: s
     names = [column.split(" AS ")[-1].removeprefix("CAST(").strip(")").split(" ")[0] for column in columns]
     with store.engine.connect() as connection:
         rows = connection.exec_driver_sql(f"SELECT {', '.join(names)} FROM {table} WHERE {where}").all()
+    if target == table:
+        cursor.execute(f"DELETE FROM {table}")
+    else:  # the snapshot table's column types, whatever the batch holds
+        cursor.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {table} LIMIT 0")
+    if not rows:
+        return
     batch = pd.DataFrame.from_records([tuple(row) for row in rows], columns=names)
+    for name in names:
+        if batch[name].isna().all():
+            batch[name] = batch[name].astype("string")  # a column of NULLs only: text, castable to any type
     cursor.register("parvis_fetched", batch)
-    cursor.execute(f"CREATE OR REPLACE TABLE {target} AS {sql.replace(f'FROM s.{table}', 'FROM parvis_fetched')}")
+    cursor.execute(f"INSERT INTO {target} {sql.replace(f'FROM s.{table}', 'FROM parvis_fetched')}")
     cursor.unregister("parvis_fetched")
 
 
