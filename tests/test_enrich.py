@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
@@ -14,9 +16,11 @@ from sqlalchemy import func, select, update
 from parvis.connectors.irc import IrcLogConnector
 from parvis.enrich import data
 from parvis.enrich.evaluate import macro_f1, roc_auc
+from parvis.enrich.features import featurize, word_key
 from parvis.enrich.models import load_bundle
 from parvis.enrich.pipeline import TASKS, LinearClassifier, Result, default_classifier
 from parvis.enrich.run import activity_text, enrich, pending_count
+from parvis.enrich.words import LEXICON_FEATURES, WordTable
 from parvis.ingest import ingest
 from parvis.store import open_store
 from parvis.store.schema import activities, enrichments
@@ -84,17 +88,59 @@ def test_clear_cases() -> None:
 
 
 def test_quality_on_held_out_real_data(shared_data: Path) -> None:
-    """Regression guard on the splits docs/quality.md reports (the exact figures are there)."""
+    """Guards on the test splits of docs/quality.md (the exact figures are there).
+
+    Sentiment: the 62 target is met in French; English is at 60.8, above VADER (56.0) and the previous
+    n-gram model (54.3), below the target.
+    """
     model = default_classifier()
-    for lang in ("fr", "en"):
+    for lang, sentiment_floor in (("fr", 0.62), ("en", 0.60)):
         tweets = data.sentiment(shared_data, "test", lang)
         predicted = [r.label for r in model.classify([t.text for t in tweets], ("sentiment",))["sentiment"]]
-        assert macro_f1([t.label for t in tweets], predicted) > 0.5
+        assert macro_f1([t.label for t in tweets], predicted) >= sentiment_floor
         languages = model.classify([t.text for t in tweets], ("language",))["language"]
         assert sum(r.label == lang for r in languages) / len(tweets) > 0.95
         toxic = data.toxicity(shared_data, "test", lang)
         scores = [r.score for r in model.classify([t.text for t in toxic], ("toxicity",))["toxicity"]]
         assert roc_auc([t.label == "toxic" for t in toxic], scores) > 0.65
+
+
+def _tiny_table() -> WordTable:
+    words = ["good", "bad", "bon"]
+    keys = np.array([word_key(word) for word in words], dtype=np.uint64)
+    vectors = np.array([[1.0, 0.0], [0.0, -1.0], [0.5, 0.5]])
+    # Valences in English, then in French.
+    valences = np.array([[1.9, 0.0], [-2.5, 0.0], [0.0, 1.5]])
+    return WordTable.quantised(keys, vectors, valences)
+
+
+def test_word_table_means_and_lexicon_figures() -> None:
+    table = _tiny_table()
+    features = featurize(["Good, bad and ugly", "not good", "Pas bon du tout", "nothing known", ""])
+    means = table.means(features)
+    assert means[0] == pytest.approx([0.5, -0.5], abs=0.01)  # good and bad, ugly is unknown
+    assert means[1] == pytest.approx([1.0, 0.0], abs=0.01)
+    assert means[2] == pytest.approx([0.5, 0.5], abs=0.01)
+    assert means[3].tolist() == means[4].tolist() == [0.0, 0.0]
+
+    figures = table.lexicon(features, ["en", "en", "fr", "en", "und"])
+    english, french = figures[:, :LEXICON_FEATURES], figures[:, LEXICON_FEATURES:]
+    # "Good, bad and ugly": +1.9 and -2.5 over 4 words.
+    total = 1.9 - 2.5
+    assert english[0] == pytest.approx(
+        [total / math.sqrt(total**2 + 15), 1.9 / math.sqrt(5), 2.5 / math.sqrt(5), math.log(2), math.log(2)]
+    )
+    # "not good": the negation turns good's valence to -0.74 × 1.9.
+    negated = -0.74 * 1.9
+    assert english[1] == pytest.approx(
+        [negated / math.sqrt(negated**2 + 15), 0.0, -negated / math.sqrt(3), 0.0, math.log(2)]
+    )
+    # "Pas bon du tout" is French: the French lexicon, French columns only.
+    negated = -0.74 * 1.5
+    assert french[2][0] == pytest.approx(negated / math.sqrt(negated**2 + 15))
+    assert english[2].tolist() == [0.0] * LEXICON_FEATURES
+    assert figures[3].tolist() == figures[4].tolist() == [0.0] * (2 * LEXICON_FEATURES)
+    assert french[:2].tolist() == [[0.0] * LEXICON_FEATURES] * 2
 
 
 def test_metrics_on_known_values() -> None:

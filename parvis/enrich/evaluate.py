@@ -180,6 +180,11 @@ def evaluate(root: Path, classifier: LinearClassifier | None = None, log: Callab
         "XLM-R cannot run here (no model hub): its figures are the published ones. Variants are fitted by "
         "`parvis evaluate` itself on UMSAB train + val, like the default (needs the `[train]` extra)."
     )
+    cross_validated = model.bundle.info.get("sentiment", {}).get("cross-validated macro-F1")
+    if cross_validated:
+        both = " / ".join(f"{cross_validated[lang] * 100:.1f}" for lang in ("fr", "en"))
+        add("")
+        add(f"Out-of-fold macro-F1 of the default's stack on train + val (5 folds), French / English: {both}.")
     add("")
 
     # Toxicity.

@@ -44,7 +44,7 @@ VOCABULARY_MIN_COUNT = 2
 SIF_A = 1e-4
 FOLDS = 5
 # Regularisation (C) of each block's logistic regression and of the stack.
-BLOCK_C = {"ngrams": 3.0, "words": 10.0, "lexicon": 1.0}
+BLOCK_C = {"ngrams": 10.0, "words": 10.0, "lexicon": 1.0}
 STACK_C = 1.0
 ENCODER_BATCH = 2000
 
