@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from parvis.connectors.mbox import MailArchiveConnector
+from parvis.ingest import close_run, ingest, open_run
 from parvis.store import Store, open_store
 from parvis.web import auth, cache
 from parvis.web.app import create_app
 from parvis.web.cache import ViewCache, pages, views
+from parvis.web.queries import store_state
 from parvis.web.ready import accepts_gzip, etag_matches
 from tests.cli_run import parvis
 from tests.test_web_data import PASSWORD, log_in
@@ -144,6 +147,23 @@ def test_a_new_store_state_rebuilds_the_page(
         after = client.get("/", headers={"If-None-Match": before.headers["etag"]})
         assert after.status_code == 200 and after.headers["etag"] != before.headers["etag"]
         assert 'value="rpkg-later"' in after.text
+    finally:
+        store.close()
+
+
+def test_a_live_session_changes_the_state_when_it_starts_and_ends_only(tmp_path: Path, shared_data: Path) -> None:
+    store = new_store(tmp_path, shared_data)
+    try:
+        before = store_state(store)
+        run = open_run(store, "live", "mbox")
+        started = store_state(store)
+        assert started != before
+        # Batches of 100 mails: the run's finished_at moves at each of them, the state does not.
+        ingest(store, MailArchiveConnector([archive(shared_data, "2015q3")]), "live", batch_size=100, run=run)
+        assert run.totals["added"] > 100
+        assert store_state(store) == started
+        close_run(store, run)
+        assert store_state(store) != started
     finally:
         store.close()
 

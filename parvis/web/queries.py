@@ -63,14 +63,21 @@ def filter_options(store: Store, source: str | None = None) -> Filters:
 
 
 def store_state(store: Store) -> tuple[object, ...]:
-    """A cheap key that changes whenever community data does (an import run or a merge/unmerge).
+    """A cheap key that changes whenever community data does (an import run starts or ends, a merge or
+    unmerge).
 
-    Enrichments written without an import run are picked up by the cache's age limit (parvis.web.cache.TTL).
+    A live listener's run stays ``running`` for its whole session and moves its ``finished_at`` at every
+    batch: those moves are not counted, or a busy chat would empty the cache every few seconds.  What a
+    running session adds, and enrichments written without an import run, are picked up by the cache's
+    age limit (parvis.web.cache.TTL).
     """
     with store.engine.connect() as connection:
-        runs = connection.execute(select(func.max(import_runs.c.id), func.max(import_runs.c.finished_at))).one()
+        started = connection.execute(select(func.max(import_runs.c.id))).scalar()
+        finished = connection.execute(
+            select(func.max(import_runs.c.finished_at)).where(import_runs.c.status != "running")
+        ).scalar()
         events = connection.execute(select(func.max(member_events.c.id))).scalar()
-    return (runs[0], runs[1], events)
+    return (started, finished, events)
 
 
 # -- one member ------------------------------------------------------------------------------------
