@@ -8,7 +8,7 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -168,7 +168,24 @@ def test_a_live_session_changes_the_state_when_it_starts_and_ends_only(tmp_path:
         store.close()
 
 
+class Clock:
+    """Stands for the time module in parvis.web.cache: time moves only when a test moves it."""
+
+    now = 1000.0
+
+    @classmethod
+    def monotonic(cls) -> float:
+        return cls.now
+
+
+def wait_for(found: str, read: Callable[[], object]) -> None:
+    deadline = time.monotonic() + 10
+    while read() != found and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_an_aged_value_is_served_while_it_is_refreshed(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "time", Clock)
     values = ViewCache()
     assert values.get(store, "key", lambda: "first") == "first"
     started, release = threading.Event(), threading.Event()
@@ -178,17 +195,32 @@ def test_an_aged_value_is_served_while_it_is_refreshed(store: Store, monkeypatch
         release.wait(10)
         return "second"
 
-    monkeypatch.setattr(cache, "TTL", 0.0)
+    Clock.now += cache.TTL
     # Aged: the old value comes back at once, one refresh runs in the background.
     assert values.get(store, "key", slow_second) == "first"
     assert started.wait(10)
     assert values.get(store, "key", lambda: pytest.fail("a second refresh started")) == "first"
     release.set()
-    monkeypatch.setattr(cache, "TTL", 300.0)
-    deadline = time.monotonic() + 10
-    while values.peek(store, "key") != "second" and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for("second", lambda: values.peek(store, "key"))
     assert values.get(store, "key", lambda: pytest.fail("computed again")) == "second"
+
+
+def test_a_refresh_rebuilds_aged_values_it_reads(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "time", Clock)
+    values = ViewCache()
+    inner = {"value": "old facts"}
+
+    def outer() -> str:
+        return "page of " + values.get(store, "inner", lambda: inner["value"])
+
+    assert values.get(store, "outer", outer) == "page of old facts"
+    inner["value"] = "new facts"
+    Clock.now += cache.TTL
+    assert values.get(store, "outer", outer) == "page of old facts"
+    wait_for("page of new facts", lambda: values.peek(store, "outer"))
+    # The background refresh of "outer" recomputed the aged "inner" instead of reusing it.
+    assert values.peek(store, "outer") == "page of new facts"
+    assert values.peek(store, "inner") == "new facts"
 
 
 def test_accept_encoding_and_if_none_match_parsing() -> None:

@@ -6,8 +6,9 @@ kept until the store's state key changes (an import run, a merge, an inbox chang
 seconds, so changes made by another process (an import running beside the server) show up within
 that delay.  Enrichments written by ``parvis enrich`` leave no import run behind: a value is also
 refreshed once it is ``TTL`` seconds old.  That refresh runs in a background thread while the aged
-value keeps being served, so at millions of members no visitor waits minutes for it; a new store
-state, on the other hand, is waited for.  Concurrent requests for the same missing value wait for
+value keeps being served, so at millions of members no visitor waits minutes for it; the values it
+reads from the cache are refreshed first if they have aged too.  A new store state, on the other
+hand, is waited for.  Concurrent requests for the same missing value wait for
 one computation instead of all running it.
 """
 
@@ -28,6 +29,7 @@ STATE_TTL = 2.0
 TTL = 300.0
 MAX_ENTRIES = 128
 logger = logging.getLogger(__name__)
+_thread = threading.local()
 
 
 class ViewCache:
@@ -74,19 +76,23 @@ class ViewCache:
 
     def get(self, store: Store, key: Hashable, compute: Callable[[], T]) -> T:
         full = (_url(store), self.state(store), key)
+        # A background refresh must not build its value from aged ones: there, aged means missing.
+        refreshing = getattr(_thread, "refreshing", False)
         with self._guard:
             found = self._values.get(full)
             if found is not None:
-                self._values.move_to_end(full)
-                if time.monotonic() - found[0] >= TTL and full not in self._refreshing:
-                    self._refreshing.add(full)
-                    threading.Thread(target=self._refresh, args=(full, compute), daemon=True).start()
-                return found[1]  # type: ignore[no-any-return]
+                aged = time.monotonic() - found[0] >= TTL
+                if not (aged and refreshing):
+                    self._values.move_to_end(full)
+                    if aged and full not in self._refreshing:
+                        self._refreshing.add(full)
+                        threading.Thread(target=self._refresh, args=(full, compute), daemon=True).start()
+                    return found[1]  # type: ignore[no-any-return]
             lock = self._locks.setdefault(full, threading.Lock())
         with lock:
             with self._guard:
                 found = self._values.get(full)
-                if found is not None:
+                if found is not None and not (refreshing and time.monotonic() - found[0] >= TTL):
                     return found[1]  # type: ignore[no-any-return]
             value = compute()
             self._keep(full, value)
@@ -95,6 +101,7 @@ class ViewCache:
         return value
 
     def _refresh(self, full: Hashable, compute: Callable[[], Any]) -> None:
+        _thread.refreshing = True
         try:
             self._keep(full, compute())
         # The aged value stays in use; the next request after TTL tries again.
