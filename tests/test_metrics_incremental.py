@@ -79,6 +79,32 @@ def test_appended_rows_give_the_metrics_of_a_fresh_snapshot(shared_data: Path, s
     assert runs(store)[-1] == (0, 0, "done")
     assert refresh_matches_rebuild(store, "appended") == second
 
+    # Rows dated before what the snapshot holds (a backfill): copies of 200 activities, one under new ids
+    # at the same time (counts of existing days grow), one 400 days earlier (earlier first times).
+    with store.engine.begin() as connection:
+        columns = [row[1] for row in connection.exec_driver_sql("PRAGMA table_info(activities)")]
+        for tag, moved in (("same", "created_at"), ("early", "datetime(created_at, '-400 days')")):
+            values = [
+                f"'{tag}:' || {column}"
+                if column in ("id", "native_id")
+                else moved
+                if column == "created_at"
+                else column
+                for column in columns
+            ]
+            connection.exec_driver_sql(
+                f"INSERT INTO activities ({', '.join(columns)}) SELECT {', '.join(values)} FROM activities "
+                "WHERE rowid % 50 = 0 LIMIT 200"
+            )
+        connection.exec_driver_sql(
+            "INSERT INTO import_runs (source_id, platform, started_at, finished_at, added, updated, present, "
+            "quarantined, status) VALUES ('rpkg', 'mbox', '2026-12-01', '2026-12-01', 400, 0, 0, 0, 'done')"
+        )
+    backfilled = refresh_matches_rebuild(store, "appended")
+    assert len(backfilled["activities"]) == len(second["activities"]) + 400
+    assert backfilled["member_first"] != second["member_first"]
+    assert backfilled["daily_activities"] != second["daily_activities"]
+
     # A merge regroups identities: facts keyed by member change.
     with store.engine.connect() as connection:
         keep, absorb = (
@@ -94,6 +120,6 @@ def test_appended_rows_give_the_metrics_of_a_fresh_snapshot(shared_data: Path, s
     assert absorb_rows > 0
     assert parvis("members", "merge", keep, absorb, db=sqlite_url).returncode == 0
     merged = refresh_matches_rebuild(store, "appended")
-    assert merged["member_first"] != second["member_first"]
+    assert merged["member_first"] != backfilled["member_first"]
     store.close()
     engines._cache.clear()

@@ -196,6 +196,11 @@ BATCH_AUTHORED = "parvis_batch_authored"
 BATCH_CONVERSATIONS = "parvis_batch_conversations"
 BATCH_ENRICHMENTS = "parvis_batch_enrichments"
 BATCH_FACT = "parvis_batch_fact"
+# Fact keys that can be NULL (an activity without a channel); the others compare with "=", which lets
+# DuckDB prune the fact table's row groups by the batch's range of keys (days, periods).
+NULLABLE_KEYS = ("channel_id",)
+BATCH_PEOPLE = "parvis_batch_people"
+BATCH_THREADS = "parvis_batch_threads"  # authored rows of the batch's conversations
 MERGED_FACT = "parvis_merged_fact"
 
 
@@ -235,19 +240,32 @@ def _build_facts(connection: duckdb.DuckDBPyConnection) -> None:
 
 
 def _merge(connection: duckdb.DuckDBPyConnection, on: DuckDBBackend, table: str, batch: ir.Table) -> None:
-    """Merge a batch's summary rows into the fact table (see :class:`parvis.metrics.facts.Summary`)."""
+    """Merge a batch's summary rows into the fact table (see :class:`parvis.metrics.facts.Summary`):
+    new keys are inserted; stored rows are updated only where the batch changes them (a count always,
+    a first time when the batch's is earlier, which appended history rarely is)."""
     summary = facts.SUMMARIES[table]
     _create(connection, on, BATCH_FACT, batch)
-    match = " AND ".join(f"t.{key} IS NOT DISTINCT FROM b.{key}" for key in summary.keys)
-    listed = ", ".join([*summary.keys, *summary.combine])
-    combined = ", ".join([*summary.keys, *(f"{how}({column}) AS {column}" for column, how in summary.combine.items())])
-    connection.execute(
-        f"CREATE OR REPLACE TABLE {MERGED_FACT} AS SELECT {combined} FROM ("
-        f"SELECT {listed} FROM {table} t WHERE EXISTS (SELECT 1 FROM {BATCH_FACT} b WHERE {match}) "
-        f"UNION ALL SELECT {listed} FROM {BATCH_FACT}) GROUP BY {', '.join(summary.keys)}"
+    match = " AND ".join(
+        f"t.{key} IS NOT DISTINCT FROM b.{key}" if key in NULLABLE_KEYS else f"t.{key} = b.{key}"
+        for key in summary.keys
     )
-    connection.execute(f"DELETE FROM {table} t USING {BATCH_FACT} b WHERE {match}")
-    connection.execute(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {MERGED_FACT}")
+    stored = ", ".join(f"t.{column} AS stored_{column}" for column in summary.combine)
+    connection.execute(
+        f"CREATE OR REPLACE TABLE {MERGED_FACT} AS SELECT b.*, t.{summary.keys[0]} IS NOT NULL AS found, {stored} "
+        f"FROM {BATCH_FACT} b LEFT JOIN {table} t ON {match}"
+    )
+    listed = ", ".join([*summary.keys, *summary.combine])
+    connection.execute(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {MERGED_FACT} WHERE NOT found")
+    changes = " OR ".join(
+        f"{column} < stored_{column}" if how == "min" else "true" for column, how in summary.combine.items()
+    )
+    changed = connection.execute(f"SELECT count(*) FROM {MERGED_FACT} WHERE found AND ({changes})").fetchone()
+    if changed and changed[0]:
+        updates = ", ".join(
+            f"{column} = least(t.{column}, b.{column})" if how == "min" else f"{column} = t.{column} + b.{column}"
+            for column, how in summary.combine.items()
+        )
+        connection.execute(f"UPDATE {table} t SET {updates} FROM {MERGED_FACT} b WHERE b.found AND {match}")
     connection.execute(f"DROP TABLE {BATCH_FACT}")
     connection.execute(f"DROP TABLE {MERGED_FACT}")
 
@@ -316,11 +334,6 @@ def _can_append(store: Store, meta: dict[str, Any] | None, marks: dict[str, Any]
     return all(updated == 0 and status == "done" for updated, status in runs)
 
 
-def _rows(table: str, low: Any, high: Any) -> str:
-    """The store's rows of ``table`` between two rowid watermarks (low excluded), in SQLite."""
-    return f"SELECT * FROM {table} WHERE rowid > {int(low or 0)} AND rowid <= {int(high or 0)}"
-
-
 def _load(cursor: duckdb.DuckDBPyConnection, store: Store, table: str, target: str, where: str) -> None:
     """Copy the store's rows of ``table`` matching ``where`` (SQLite) into the DuckDB table ``target``.
 
@@ -367,10 +380,10 @@ def _append(cursor: duckdb.DuckDBPyConnection, store: Store, old: dict[str, Any]
     for table in ("identities", "members"):
         if regrouped or new[table] != old[table]:
             where = "1 = 1" if regrouped else _range(old[table], new[table])
-            _load(cursor, store, table, BATCH_FACT, where)
+            _load(cursor, store, table, BATCH_PEOPLE, where)
             if regrouped:
                 cursor.execute(f"DELETE FROM {table}")
-            cursor.execute(f"INSERT INTO {table} SELECT * FROM {BATCH_FACT}")
+            cursor.execute(f"INSERT INTO {table} SELECT * FROM {BATCH_PEOPLE}")
     if new["sources"] != old["sources"]:
         _load(cursor, store, "sources", "sources", "1 = 1")
     has_activities = new["activities"] != old["activities"]
@@ -393,7 +406,7 @@ def _append(cursor: duckdb.DuckDBPyConnection, store: Store, old: dict[str, Any]
         _build_facts(cursor)
     else:
         _append_facts(cursor, has_activities, has_conversations, has_enrichments)
-    for table in (BATCH_ACTIVITIES, BATCH_CONVERSATIONS, BATCH_ENRICHMENTS, BATCH_FACT):
+    for table in (BATCH_ACTIVITIES, BATCH_CONVERSATIONS, BATCH_ENRICHMENTS, BATCH_PEOPLE):
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -414,16 +427,14 @@ def _append_facts(
         _merge(cursor, on, "daily_labels", labels)
     if has_conversations:
         # A conversation's facts depend on its own rows only (its opening activity is in it).
-        batch_ids = on.table(BATCH_CONVERSATIONS).id
         cursor.execute(f"DELETE FROM root_facts WHERE conversation_id IN (SELECT id FROM {BATCH_CONVERSATIONS})")
-        authored = on.table("authored")
-        conversations = on.table("conversations")
-        roots = facts.root_facts(
-            conversations.filter(conversations.id.isin(batch_ids)),
-            authored.filter(authored.conversation_id.isin(batch_ids)),
-            on.table("sources"),
+        cursor.execute(
+            f"CREATE OR REPLACE TABLE {BATCH_THREADS} AS SELECT * FROM authored "
+            f"WHERE conversation_id IN (SELECT id FROM {BATCH_CONVERSATIONS})"
         )
+        roots = facts.root_facts(on.table(BATCH_CONVERSATIONS), on.table(BATCH_THREADS), on.table("sources"))
         cursor.execute(f"INSERT INTO root_facts {on.compile(roots)}")
+        cursor.execute(f"DROP TABLE {BATCH_THREADS}")
 
 
 def _refresh(connection: duckdb.DuckDBPyConnection, store: Store, marks: dict[str, Any], path: Path) -> str:
