@@ -32,7 +32,7 @@ import numpy as np
 
 from parvis.enrich.data import data_root, irc_lines
 from parvis.enrich.features import MAX_CHARS
-from parvis.enrich.pipeline import default_classifier
+from parvis.enrich.pipeline import CHUNK, CHUNK_CHARACTERS, default_classifier
 from parvis.enrich.run import activity_text
 
 BATCH = 2000
@@ -167,8 +167,9 @@ def main() -> None:
     lines += [
         "",
         f"Memory: peak allocations while classifying a batch of {BATCH:,} mails {traced / 2**20:,.0f} MiB (texts are "
-        f"processed in chunks of 256); model in memory {bundle.weights.nbytes / 2**20:,.0f} MiB of float32 n-gram "
-        f"weights and {table:,.1f} MiB of word table ({model_file.stat().st_size / 1e6:.1f} MB file); peak RSS of the "
+        f"processed in chunks of at most {CHUNK} texts and {CHUNK_CHARACTERS:,} characters); model in memory "
+        f"{bundle.weights.nbytes / 2**20:,.0f} MiB of float32 n-gram weights and {table:,.1f} MiB of word table "
+        f"({model_file.stat().st_size / 1e6:.1f} MB file); peak RSS of the "
         f"benchmark process, all texts and peers loaded, {peak:,.0f} MiB.",
         "",
         "Target: ≥ 5,000 msg/s per core on chat and on mails.",
