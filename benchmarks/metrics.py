@@ -287,7 +287,9 @@ def write_report(rows: list[dict[str, Any]]) -> None:
         "The overview's metric set (7 metrics, weekly grain, two 365-day windows up to the latest activity), "
         "over a synthetic community fitted to the real archives (benchmarks/synthetic.py).  DuckDB: "
         "`parvis.metrics.compute` over the persistent snapshot; pandas: a direct pandas implementation of "
-        "the same metrics over the same tables already in memory (loading not timed).",
+        "the same metrics over the same tables already in memory (loading not timed).  The snapshot keeps the "
+        'facts the metrics start from (parvis/metrics/facts.py); "snapshot" is the time to build it from the '
+        "store's tables (built), or to bring an existing one up to date (appended, current).",
         "",
         "| activities | store | snapshot (s) | DuckDB first (s) | DuckDB median (s) | pandas (s) | pandas / DuckDB "
         "| results agree | load avg |",
