@@ -284,15 +284,12 @@ def test_an_edit_changes_the_stored_text_and_meets_the_rules(
         assert payloads[f"activity:{original_id}"]["content"]["body"] == "What a lovely meetup yesterday"
         assert payloads[f"activity:{source}:{edit}"]["content"]["m.new_content"]["body"] == insult
         # The rule sees the edited text: the message is redacted on the homeserver and flagged.
+        audit_query = "SELECT * FROM audit_log WHERE activity_id = :a ORDER BY id"
         audit = wait_for(
-            lambda: (
-                entries
-                if len(entries := parvis.rows("SELECT * FROM audit_log WHERE activity_id = :a", a=original_id)) >= 2
-                else None
-            ),
+            lambda: entries if len(entries := parvis.rows(audit_query, a=original_id)) == 3 else None,
             what="the rule on the edited message",
         )
-        assert sorted(entry.action for entry in audit) == ["flag", "hide"]
+        assert [entry.action for entry in audit] == ["hide", "flag", "warn"]
         assert all(entry.rule == "no-insults" for entry in audit)
         assert erin.event(room, original)["unsigned"]["redacted_because"]["sender"] == bot_account.user_id
         # Enrichment ran again on the new text (its rows carry the edited activity's content hash).
