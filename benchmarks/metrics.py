@@ -298,7 +298,7 @@ def write_report(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         pandas = row.get("pandas")
         ratio = f"{pandas / row['median']:.1f}×" if pandas else "–"
-        agree = "yes" if not row.get("differ") else "no: " + "; ".join(row["differ"])
+        agree = "–" if not pandas else "yes" if not row.get("differ") else "no: " + "; ".join(row["differ"])
         lines.append(
             f"| {row['activities']:,} | {row['store']} | {row['prepare']:.0f} ({row['snapshot']}) | {row['first']:.2f} "
             f"| {row['median']:.2f} | {f'{pandas:.1f}' if pandas else '–'} | {ratio} | {agree} "
