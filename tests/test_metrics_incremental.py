@@ -4,12 +4,15 @@ holds the same tables, facts included, and gives the same metrics as a snapshot 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from parvis.enrich.pipeline import TASKS, Classifier, Result, default_classifier
+from parvis.enrich.run import enrich
 from parvis.metrics import METRICS, compute_on, engines
 from parvis.metrics.base import Scope
 from parvis.store import Store, open_store
@@ -46,6 +49,26 @@ def refresh_matches_rebuild(store: Store, expected_how: str) -> dict[str, list[t
         pd.testing.assert_frame_equal(frame, theirs[name], check_exact=False, rtol=1e-12, obj=name)
     rebuilt.close()
     return found
+
+
+OPPOSITE = {"negative": "positive", "neutral": "negative", "positive": "negative"}
+
+
+class Contrarian:
+    """A sentiment model of another version that gives the opposite of the default's label."""
+
+    def __init__(self, default: Classifier) -> None:
+        self.default = default
+
+    def versions(self) -> dict[str, str]:
+        return {**self.default.versions(), "sentiment": "contrarian"}
+
+    def classify(
+        self, texts: Sequence[str], tasks: Sequence[str] = TASKS, lang: str | None = None
+    ) -> dict[str, list[Result]]:
+        found = self.default.classify(texts, tasks, lang)
+        found["sentiment"] = [Result(OPPOSITE[one.label], one.score) for one in found["sentiment"]]
+        return found
 
 
 def runs(store: Store) -> list[tuple[int, int, str]]:
@@ -104,6 +127,18 @@ def test_appended_rows_give_the_metrics_of_a_fresh_snapshot(shared_data: Path, s
     assert len(backfilled["activities"]) == len(second["activities"]) + 400
     assert backfilled["member_first"] != second["member_first"]
     assert backfilled["daily_activities"] != second["daily_activities"]
+
+    # A new sentiment model relabels every activity in place: the old labels are replaced, not added to.
+    relabelled = enrich(store, tasks=["sentiment"], classifier=Contrarian(default_classifier()))
+    assert relabelled.enriched > 1000
+    after_relabel = refresh_matches_rebuild(store, "appended")
+    sentiment = [row for row in after_relabel["enrichments"] if row[1] == "sentiment"]
+    assert len(sentiment) == relabelled.enriched  # one row per activity, the old one replaced
+    assert {label for _, _, label, _ in sentiment} == {"negative", "positive"}
+    others = [row for row in after_relabel["enrichments"] if row[1] != "sentiment"]
+    assert others == [row for row in backfilled["enrichments"] if row[1] != "sentiment"]
+    assert after_relabel["daily_labels"] != backfilled["daily_labels"]
+    backfilled = after_relabel
 
     # A merge regroups identities: facts keyed by member change.
     with store.engine.connect() as connection:

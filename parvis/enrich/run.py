@@ -4,7 +4,8 @@ Incremental: an activity is (re)computed when one of the requested enrichers has
 a row of another version (the model changed), or a row computed from another text (the
 activity's ``content_hash`` changed).  Batches are read by id order (keyset pagination), each
 batch's rows are upserted and committed together: stopped at any point, a second run only does
-what is left.  Only the ``enrichments`` table is written.
+what is left.  On SQLite a rewritten row also moves to the end of the table (a new rowid), so the
+metrics snapshot, which reads new rows by rowid, sees the new label.  Only the ``enrichments`` table is written.
 
 The text of an activity is its title (questions, mails) and its plain text, without the lines a
 mail quotes (``> ...``).  Activities with neither (votes, joins...) are not enriched.
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from parvis.enrich.pipeline import TASKS, Classifier, default_classifier
@@ -78,7 +79,28 @@ def _upsert(connection: Connection, rows: list[dict[str, Any]]) -> None:
     statement = module.insert(enrichments)
     keys = ("activity_id", "enricher")
     changed = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+    rewritten = _rowids_of(connection, rows) if module is sqlite else []
     connection.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changed), rows)
+    if rewritten:
+        _move_to_end(connection, rewritten)
+
+
+def _rowids_of(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """The SQLite rowids of the stored rows that ``rows`` are about to overwrite."""
+    ids = sorted({row["activity_id"] for row in rows})
+    tasks = sorted({row["enricher"] for row in rows})
+    query = select(text("enrichments.rowid")).where(
+        enrichments.c.activity_id.in_(ids), enrichments.c.enricher.in_(tasks)
+    )
+    return [int(rowid) for rowid in connection.execute(query).scalars()]
+
+
+def _move_to_end(connection: Connection, rowids: list[int]) -> None:
+    """Give rows rewritten in place the next free rowids: the metrics snapshot reads a SQLite store's
+    enrichments by rowid watermark, and so sees a relabelled activity as a new row to merge."""
+    top = int(connection.exec_driver_sql("SELECT max(rowid) FROM enrichments").scalar_one())
+    moves = [{"new": top + number, "old": rowid} for number, rowid in enumerate(rowids, start=1)]
+    connection.execute(text("UPDATE enrichments SET rowid = :new WHERE rowid = :old"), moves)
 
 
 def enrich(

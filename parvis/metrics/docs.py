@@ -39,8 +39,8 @@ only filters to its scope; when the store changes, the snapshot reads only the r
 conversations with new activities are recomputed). A refresh after an import that found nothing new
 only records the store's marks. A merge or unmerge of members rebuilds the facts; an import that
 changed rows in place rebuilds the snapshot. Enrichments rewritten in place (activities relabelled by
-a new model version) keep their rowids and are not seen until the snapshot file is deleted and
-rebuilt. A PostgreSQL store's snapshot is built in memory.
+a new model version) move to new rowids when `parvis enrich` writes them, so a refresh replaces the
+old labels and counts the labels again. A PostgreSQL store's snapshot is built in memory.
 tests/test_metrics_incremental.py checks, on a real archive, that a refreshed snapshot equals one
 built from scratch; tests/test_metrics_conformance.py runs every metric family on both engines and
 requires equal rows; a metric that could not run on an engine would carry a reasoned marker

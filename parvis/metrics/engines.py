@@ -25,8 +25,9 @@ whole history that a scope filters.  A refresh maintains them from the appended 
 the new activities touch, and the labels of new enrichments are counted.  A refresh with no new
 rows only records the store's new marks.  A merge or unmerge (a member event) reloads identities
 and members and rebuilds the facts.  An enrichment rewritten in place (an activity relabelled by
-a new model version) keeps its SQLite rowid and is not seen until the snapshot is rebuilt (delete
-the snapshot file).
+a new model version, or after its text changed) comes back under a new SQLite rowid
+(:mod:`parvis.enrich.run` moves it): it replaces the snapshot's row, and the label counts are
+counted again.
 """
 
 from __future__ import annotations
@@ -399,19 +400,30 @@ def _append(cursor: duckdb.DuckDBPyConnection, store: Store, old: dict[str, Any]
         _load(cursor, store, "conversations", BATCH_CONVERSATIONS, where)
         cursor.execute(f"DELETE FROM conversations WHERE id IN (SELECT id FROM {BATCH_CONVERSATIONS})")
         cursor.execute(f"INSERT INTO conversations SELECT * FROM {BATCH_CONVERSATIONS}")
+    relabelled = False
     if has_enrichments:
         _load(cursor, store, "enrichments", BATCH_ENRICHMENTS, _range(old["enrichments"], new["enrichments"]))
+        # A row rewritten in place by `parvis enrich` comes back under a new rowid: it replaces the old one.
+        replaced = cursor.execute(
+            f"DELETE FROM enrichments WHERE (activity_id, enricher) IN "
+            f"(SELECT activity_id, enricher FROM {BATCH_ENRICHMENTS})"
+        ).fetchone()
+        relabelled = bool(replaced and replaced[0])
         cursor.execute(f"INSERT INTO enrichments SELECT * FROM {BATCH_ENRICHMENTS}")
     if regrouped:
         _build_facts(cursor)
     else:
-        _append_facts(cursor, has_activities, has_conversations, has_enrichments)
+        _append_facts(cursor, has_activities, has_conversations, has_enrichments, relabelled)
     for table in (BATCH_ACTIVITIES, BATCH_CONVERSATIONS, BATCH_ENRICHMENTS, BATCH_PEOPLE):
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _append_facts(
-    cursor: duckdb.DuckDBPyConnection, has_activities: bool, has_conversations: bool, has_enrichments: bool
+    cursor: duckdb.DuckDBPyConnection,
+    has_activities: bool,
+    has_conversations: bool,
+    has_enrichments: bool,
+    relabelled: bool,
 ) -> None:
     on = _compiler(cursor)
     if has_activities:
@@ -422,7 +434,9 @@ def _append_facts(
             if table != "daily_labels":  # labels are counted from the new enrichments, below
                 _merge(cursor, on, table, expression)
         cursor.execute(f"DROP TABLE {BATCH_AUTHORED}")
-    if has_enrichments:
+    if relabelled:  # labels were taken back: count them again
+        _create(cursor, on, "daily_labels", facts.daily_labels(on.table("activities"), on.table("enrichments")))
+    elif has_enrichments:
         labels = facts.daily_labels(on.table("activities"), on.table(BATCH_ENRICHMENTS))
         _merge(cursor, on, "daily_labels", labels)
     if has_conversations:
