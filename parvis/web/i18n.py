@@ -16,6 +16,8 @@ from pathlib import Path
 from babel import Locale, dates, numbers
 from babel.support import NullTranslations, Translations
 
+from parvis.web.headers import weighted_items
+
 LOCALES_DIR = Path(__file__).parent / "locales"
 LANGUAGES: dict[str, str] = {"en": "English", "fr": "Français"}
 DEFAULT_LANGUAGE = "en"
@@ -31,24 +33,11 @@ def translations(language: str) -> NullTranslations:
 
 def parse_accept_language(header: str | None) -> list[str]:
     """Languages of an Accept-Language header, best first (``fr-CH, fr;q=0.9, en;q=0.8`` → fr-CH, fr, en)."""
-    if not header:
-        return []
-    weighted: list[tuple[float, int, str]] = []
-    for position, part in enumerate(header.split(",")):
-        pieces = part.strip().split(";")
-        tag = pieces[0].strip()
-        if not tag or tag == "*":
-            continue
-        quality = 1.0
-        for parameter in pieces[1:]:
-            key, _, value = parameter.strip().partition("=")
-            if key.strip() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if quality > 0:
-            weighted.append((-quality, position, tag))
+    weighted = [
+        (-quality, position, tag)
+        for position, (tag, quality) in enumerate(weighted_items(header))
+        if tag != "*" and quality > 0
+    ]
     return [tag for _, _, tag in sorted(weighted)]
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
+from parvis.web.headers import weighted_items
+
 GZIP_LEVEL = 6
 
 
@@ -44,20 +46,7 @@ class ReadyPage:
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
     """Whether an Accept-Encoding header allows gzip (``gzip`` or ``*`` with a quality above 0)."""
-    if not accept_encoding:
-        return False
-    qualities: dict[str, float] = {}
-    for item in accept_encoding.split(","):
-        name, _, parameters = item.partition(";")
-        quality = 1.0
-        for parameter in parameters.split(";"):
-            key, _, value = parameter.strip().partition("=")
-            if key.lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        qualities[name.strip().lower()] = quality
+    qualities = {name.lower(): quality for name, quality in weighted_items(accept_encoding)}
     if "gzip" in qualities:
         return qualities["gzip"] > 0
     return qualities.get("*", 0.0) > 0
