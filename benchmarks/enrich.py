@@ -21,8 +21,8 @@ import gc
 import gzip
 import importlib
 import mailbox
-import platform
 import resource
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -39,8 +39,11 @@ from parvis.enrich.run import activity_text
 BATCH = 2000
 PEER_TEXTS = 2000
 ROOT = Path(__file__).resolve().parent.parent
-MARK_BEGIN = "<!-- benchmark:enrich:begin -->"
-MARK_END = "<!-- benchmark:enrich:end -->"
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import machine, markers, write_section  # noqa: E402
+
+MARK_BEGIN, MARK_END = markers("enrich")
 
 
 def mail_texts(root: Path, limit: int) -> list[str]:
@@ -98,19 +101,6 @@ def peers() -> dict[str, Callable[[Sequence[str]], object] | str]:
     return found
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, numpy {np.__version__}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data")
@@ -148,8 +138,9 @@ def main() -> None:
 
     lines = [
         MARK_BEGIN,
-        f"Measured {datetime.date.today().isoformat()} on {machine()}, 1-minute load average {load_start:.1f} at "
-        f"start and {load_end:.1f} at the end (shared machine), by `.venv/bin/python benchmarks/enrich.py "
+        f"Measured {datetime.date.today().isoformat()} on {machine()}, numpy {np.__version__}, "
+        f"1-minute load average {load_start:.1f} at start and {load_end:.1f} at the end (shared machine), "
+        "by `.venv/bin/python benchmarks/enrich.py "
         f"--limit {args.limit}`: the whole default pipeline (language, sentiment, toxicity + categories, "
         f"question) on one thread, batches of {BATCH:,}; messages per CPU-second of the process, each set "
         "measured after a full garbage collection.",
@@ -182,14 +173,7 @@ def main() -> None:
     print("\n".join(lines))
     if args.no_report:
         return
-    report = ROOT / "docs" / "benchmarks.md"
-    text = report.read_text()
-    if MARK_BEGIN in text:
-        before, rest = text.split(MARK_BEGIN, 1)
-        text = before + "\n".join(lines) + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Enrichment\n\n" + "\n".join(lines) + "\n"
-    report.write_text(text)
+    write_section("enrich", "Enrichment", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -30,12 +29,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import machine, markers, write_section  # noqa: E402
+
 WORK = ROOT / ".bench"
 DATA = Path(os.environ.get("PARVIS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 ARCHIVE = DATA / "mailinglist_r_package_devel" / "archive"
 PERCEVAL_VERSION = "1.6.1"
-MARK_BEGIN = "<!-- benchmark:ingest:begin -->"
-MARK_END = "<!-- benchmark:ingest:end -->"
+MARK_BEGIN, MARK_END = markers("ingest")
 SEPARATOR = re.compile(rb"^From \S.* \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\s*$")
 MESSAGE_ID_HEADER = re.compile(rb"^(Message-ID|In-Reply-To|References):", re.IGNORECASE)
 
@@ -125,20 +127,6 @@ def perceval_run(label: str, folder: Path, messages: int) -> Run:
     return timed(label, [str(binary), "mbox", "file://benchmark", str(folder)], messages)
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    system = f"{platform.system()} {platform.release()}"
-    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, {system}, Python {platform.python_version()}"
-
-
 def folder_mb(folder: Path) -> float:
     return sum(path.stat().st_size for path in folder.iterdir()) / 2**20
 
@@ -168,14 +156,7 @@ def write_report(runs: list[Run], sizes: dict[str, float]) -> None:
                 f"as fast as Perceval's parse alone (target ≥ 10×)."
             )
     lines.append(MARK_END)
-    report = ROOT / "docs" / "benchmarks.md"
-    text = report.read_text() if report.exists() else "# Benchmarks\n"
-    if MARK_BEGIN in text:
-        before, rest = text.split(MARK_BEGIN, 1)
-        text = before + "\n".join(lines) + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Ingest: mailing-list archive\n\n" + "\n".join(lines) + "\n"
-    report.write_text(text)
+    write_section("ingest", "Ingest: mailing-list archive", "\n".join(lines))
     print("\n".join(lines))
 
 

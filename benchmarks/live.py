@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -40,14 +39,14 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import machine, markers, write_section  # noqa: E402
 from parvis.store import Store, open_store  # noqa: E402
 from parvis.store.schema import activities, enrichments, import_runs  # noqa: E402
 from tests.cli_run import PARVIS  # noqa: E402
 from tests.synapse import Account, Synapse  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
-MARK_BEGIN = "<!-- benchmark:live:begin -->"
-MARK_END = "<!-- benchmark:live:end -->"
+MARK_BEGIN, MARK_END = markers("live")
 SOURCE = "bench"
 POLL = 0.002
 
@@ -240,20 +239,6 @@ def catch_up(server: Synapse, bot: Account, root: Path, env: dict[str, str]) -> 
     return {"activities": count, "seconds": seconds, "rate": count / seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = os.getloadavg()[0]
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {memory_gb:.0f} GiB, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, load average {load:.1f} at start"
-    )
-
-
 def render(results: dict[str, Any]) -> str:
     lat, bur, cat, edit = results["latency"], results["burst"], results["catchup"], results["edits"]
     lines = [
@@ -299,16 +284,7 @@ def render(results: dict[str, Any]) -> str:
 
 
 def write_docs(block: str) -> None:
-    text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n"
-    if MARK_BEGIN in text and MARK_END in text:
-        before, rest = text.split(MARK_BEGIN, 1)
-        after = rest.split(MARK_END, 1)[1]
-        text = before + block + after
-    elif "## Live (Matrix)" in text:
-        text = text.replace("## Live (Matrix)\n", f"## Live (Matrix)\n\n{block}\n", 1)
-    else:
-        text = text.rstrip("\n") + f"\n\n## Live (Matrix)\n\n{block}\n"
-    DOCS.write_text(text, encoding="utf-8")
+    write_section("live", "Live (Matrix)", block, DOCS)
 
 
 def main() -> None:
@@ -324,7 +300,7 @@ def main() -> None:
 
     results: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine(),
+        "machine": f"{machine()}, load average {os.getloadavg()[0]:.1f} at start",
         "synapse": synapse_package.__version__.split()[0],
     }
     enrich = has_enrichment()

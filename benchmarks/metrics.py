@@ -35,7 +35,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.ingest import machine  # noqa: E402
+from benchmarks.report import machine, markers, write_section  # noqa: E402
 from parvis import metrics  # noqa: E402
 from parvis.metrics import engines  # noqa: E402
 from parvis.metrics.base import Scope  # noqa: E402
@@ -43,8 +43,7 @@ from parvis.metrics.vocabulary import ACTIVE_KINDS, RESPONSE_KINDS, STARTER_KIND
 from parvis.store import open_store  # noqa: E402
 from parvis.web.metrics_view import _names  # noqa: E402
 
-MARK_BEGIN = "<!-- benchmark:metrics:begin -->"
-MARK_END = "<!-- benchmark:metrics:end -->"
+MARK_BEGIN, MARK_END = markers("metrics")
 GRAIN = "week"
 
 
@@ -324,15 +323,7 @@ def write_report(rows: list[dict[str, Any]]) -> None:
     if notes:
         lines += ["", *notes]
     lines.append(MARK_END)
-    report = ROOT / "docs" / "benchmarks.md"
-    text = report.read_text()
-    if MARK_BEGIN in text:
-        before, rest = text.split(MARK_BEGIN, 1)
-        old = rest.split(MARK_END, 1)
-        text = before + "\n".join(lines) + old[1]
-    else:
-        text = text.rstrip() + "\n\n## Metrics\n\n" + "\n".join(lines) + "\n"
-    report.write_text(text)
+    write_section("metrics", "Metrics", "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -35,11 +35,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.ingest import machine  # noqa: E402
+from benchmarks.report import machine, markers, write_section  # noqa: E402
 
 PARVIS = ROOT / ".venv" / "bin" / "parvis"
-MARK_BEGIN = "<!-- benchmark:web:begin -->"
-MARK_END = "<!-- benchmark:web:end -->"
+MARK_BEGIN, MARK_END = markers("web")
 PAGES = {"overview": "/", "members": "/members"}
 FLOOR = {"floor": "/healthz"}
 # What Chromium sends; the server answers gzip (and never a 304: these clients keep no copies).
@@ -109,9 +108,7 @@ async def session(base: str, name: str, password: str) -> httpx.Cookies:
         return client.cookies
 
 
-async def measure(
-    base: str, server: int, name: str, password: str, clients: int, seconds: float
-) -> dict[str, object]:
+async def measure(base: str, server: int, name: str, password: str, clients: int, seconds: float) -> dict[str, object]:
     async with httpx.AsyncClient(base_url=base, headers=BROWSER_HEADERS, timeout=600) as client:
         await login(client, name, password)
         cold = {}
@@ -208,14 +205,7 @@ def main() -> None:
     print("\n".join(lines))
     if options.no_report:
         return
-    report = ROOT / "docs" / "benchmarks.md"
-    text = report.read_text()
-    if MARK_BEGIN in text:
-        before, rest = text.split(MARK_BEGIN, 1)
-        text = before + "\n".join(lines) + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Web\n\n" + "\n".join(lines) + "\n"
-    report.write_text(text)
+    write_section("web", "Web", "\n".join(lines))
 
 
 if __name__ == "__main__":
