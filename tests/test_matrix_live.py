@@ -8,6 +8,8 @@ import re
 import signal
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,28 @@ rules:
       - flag
       - warn: "{author}, your message was removed: {reason}."
 """
+
+
+@contextmanager
+def connected_room(
+    synapse: Synapse, tmp_path: Path, bot_name: str, member_name: str, room_name: str, source: str
+) -> Iterator[tuple[Parvis, Member, Member, str]]:
+    """A community account connected to Parvis as ``source``, and one member, in a new room."""
+    bot_account, member_account = synapse.register(bot_name), synapse.register(member_name)
+    bot, member = Member(synapse, bot_account), Member(synapse, member_account)
+    parvis = Parvis(tmp_path, bot_account.access_token)
+    try:
+        room = bot.create_room(room_name, invite=[member_account.user_id])
+        member.join(room)
+        connected = parvis.run(
+            "connect", "matrix", "--homeserver", synapse.url, "--user", bot_account.user_id, "--source", source
+        )
+        assert connected.returncode == 0, connected.stderr
+        yield parvis, bot, member, room
+    finally:
+        parvis.close()
+        bot.close()
+        member.close()
 
 
 def runs(parvis: Parvis, source: str) -> list[Any]:
@@ -154,25 +178,16 @@ def test_listen_flows_messages_and_enforces_rules(synapse: Synapse, tmp_path: Pa
 
 
 def test_catches_up_after_parvis_and_synapse_restart(synapse: Synapse, tmp_path: Path) -> None:
-    bot_account = synapse.register("cm-bot2")
-    dana_account = synapse.register("dana")
-    bot, dana = Member(synapse, bot_account), Member(synapse, dana_account)
-    parvis = Parvis(tmp_path, bot_account.access_token)
     source = "live"
-    try:
-        room = bot.create_room("Catch-up", invite=[dana_account.user_id])
-        dana.join(room)
-        connected = parvis.run(
-            "connect", "matrix", "--homeserver", synapse.url, "--user", bot_account.user_id, "--source", source
-        )
-        assert connected.returncode == 0, connected.stderr
+    with connected_room(synapse, tmp_path, "cm-bot2", "dana", "Catch-up", source) as (parvis, bot, dana, room):
+        bot_account = bot.account
 
         def messages() -> dict[str, str]:
             rows = parvis.rows(
                 "SELECT native_id, text_plain FROM activities WHERE source_id = :s AND kind = 'message' "
                 "AND identity_id = :who",
                 s=source,
-                who=f"{source}:{dana_account.user_id}",
+                who=f"{source}:{dana.account.user_id}",
             )
             return {row.native_id: row.text_plain for row in rows}
 
@@ -222,27 +237,15 @@ def test_catches_up_after_parvis_and_synapse_restart(synapse: Synapse, tmp_path:
         token = parvis.rows("SELECT next_batch FROM matrix_sync WHERE source_id = :s", s=source)[0].next_batch
         assert token
         assert bot_account.access_token not in str(parvis.rows("SELECT * FROM matrix_sync"))
-    finally:
-        parvis.close()
-        bot.close()
-        dana.close()
 
 
 def test_an_edit_changes_the_stored_text_and_meets_the_rules(
     synapse: Synapse, tmp_path: Path, shared_data: Path
 ) -> None:
-    bot_account, erin_account = synapse.register("cm-bot3"), synapse.register("erin")
-    bot, erin = Member(synapse, bot_account), Member(synapse, erin_account)
-    parvis = Parvis(tmp_path, bot_account.access_token)
     source = "edits"
-    try:
-        room = bot.create_room("Edits", invite=[erin_account.user_id])
-        erin.join(room)
+    with connected_room(synapse, tmp_path, "cm-bot3", "erin", "Edits", source) as (parvis, bot, erin, room):
+        bot_account = bot.account
         (tmp_path / "rules.yaml").write_text(RULES)
-        connected = parvis.run(
-            "connect", "matrix", "--homeserver", synapse.url, "--user", bot_account.user_id, "--source", source
-        )
-        assert connected.returncode == 0, connected.stderr
         parvis.listen("--rules", str(tmp_path / "rules.yaml"))
         wait_for(lambda: runs(parvis, source), what="the first sync")
         # Several syncs, one at a time: each one is a batch of the same import run.
@@ -309,7 +312,3 @@ def test_an_edit_changes_the_stored_text_and_meets_the_rules(
         assert session[0].added == rows_of(parvis, source)
         assert session[0].updated >= 1  # the edited message
         assert batches_logged(parvis, source) >= 5
-    finally:
-        parvis.close()
-        bot.close()
-        erin.close()
