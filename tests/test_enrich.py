@@ -20,7 +20,7 @@ from parvis.enrich.features import featurize, word_key
 from parvis.enrich.models import load_bundle
 from parvis.enrich.pipeline import TASKS, LinearClassifier, Result, default_classifier
 from parvis.enrich.run import activity_text, enrich, pending_count
-from parvis.enrich.words import LEXICON_FEATURES, WordTable
+from parvis.enrich.words import LEXICON_FEATURES, SURFACE_FEATURES, WordTable, surface
 from parvis.ingest import ingest
 from parvis.store import open_store
 from parvis.store.schema import activities, enrichments
@@ -90,11 +90,10 @@ def test_clear_cases() -> None:
 def test_quality_on_held_out_real_data(shared_data: Path) -> None:
     """Guards on the test splits of docs/quality.md (the exact figures are there).
 
-    Sentiment: the 62 target is met in French; English is at 60.8, above VADER (56.0) and the previous
-    n-gram model (54.3), below the target.
+    Sentiment: the 62 target, in both languages (65.9 French, 63.1 English; VADER 56.0 in English).
     """
     model = default_classifier()
-    for lang, sentiment_floor in (("fr", 0.62), ("en", 0.60)):
+    for lang, sentiment_floor in (("fr", 0.62), ("en", 0.62)):
         tweets = data.sentiment(shared_data, "test", lang)
         predicted = [r.label for r in model.classify([t.text for t in tweets], ("sentiment",))["sentiment"]]
         assert macro_f1([t.label for t in tweets], predicted) >= sentiment_floor
@@ -109,8 +108,8 @@ def _tiny_table() -> WordTable:
     words = ["good", "bad", "bon"]
     keys = np.array([word_key(word) for word in words], dtype=np.uint64)
     vectors = np.array([[1.0, 0.0], [0.0, -1.0], [0.5, 0.5]])
-    # Valences in English, then in French.
-    valences = np.array([[1.9, 0.0], [-2.5, 0.0], [0.0, 1.5]])
+    # Valences in English VADER, French VADER, English AFINN.
+    valences = np.array([[1.9, 0.0, 3.0], [-2.5, 0.0, 0.0], [0.0, 1.5, 0.0]])
     return WordTable.quantised(keys, vectors, valences)
 
 
@@ -124,7 +123,7 @@ def test_word_table_means_and_lexicon_figures() -> None:
     assert means[3].tolist() == means[4].tolist() == [0.0, 0.0]
 
     figures = table.lexicon(features, ["en", "en", "fr", "en", "und"])
-    english, french = figures[:, :LEXICON_FEATURES], figures[:, LEXICON_FEATURES:]
+    english, french, afinn = (figures[:, i * LEXICON_FEATURES : (i + 1) * LEXICON_FEATURES] for i in range(3))
     # "Good, bad and ugly": +1.9 and -2.5 over 4 words.
     total = 1.9 - 2.5
     assert english[0] == pytest.approx(
@@ -138,9 +137,25 @@ def test_word_table_means_and_lexicon_figures() -> None:
     # "Pas bon du tout" is French: the French lexicon, French columns only.
     negated = -0.74 * 1.5
     assert french[2][0] == pytest.approx(negated / math.sqrt(negated**2 + 15))
-    assert english[2].tolist() == [0.0] * LEXICON_FEATURES
-    assert figures[3].tolist() == figures[4].tolist() == [0.0] * (2 * LEXICON_FEATURES)
+    assert english[2].tolist() == afinn[2].tolist() == [0.0] * LEXICON_FEATURES
+    assert figures[3].tolist() == figures[4].tolist() == [0.0] * (3 * LEXICON_FEATURES)
     assert french[:2].tolist() == [[0.0] * LEXICON_FEATURES] * 2
+    # AFINN scores English texts from its own column: good is +3 there, bad is not in it.
+    assert afinn[0] == pytest.approx([3 / math.sqrt(9 + 15), 3 / math.sqrt(5), 0.0, math.log(2), 0.0])
+    negated = -0.74 * 3
+    assert afinn[1][0] == pytest.approx(negated / math.sqrt(negated**2 + 15))
+
+
+def test_surface_figures() -> None:
+    texts = ["SOOOO GOOD!!! really?", "c'est nul ?", "plain", "WOW"]
+    figures = surface(texts, ["en", "fr", "en", "und"], featurize(texts))
+    english, french = figures[:, :SURFACE_FEATURES], figures[:, SURFACE_FEATURES:]
+    # One elongation (SOOOO), 2 of the 3 words in capitals (over 3 + 1), 3 "!", 1 "?", a run of marks.
+    assert english[0] == pytest.approx([math.log(2), 2 / 4, math.log(4), math.log(2), 1.0])
+    assert french[1] == pytest.approx([0.0, 0.0, 0.0, math.log(2), 0.0])  # c, est, nul: no capitals
+    assert english[2].tolist() == [0.0] * SURFACE_FEATURES
+    assert figures[3].tolist() == [0.0] * (2 * SURFACE_FEATURES)  # no figures for another language
+    assert french[0].tolist() == english[1].tolist() == [0.0] * SURFACE_FEATURES
 
 
 def test_metrics_on_known_values() -> None:

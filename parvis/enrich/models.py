@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -25,9 +26,9 @@ from parvis.enrich.features import Features
 from parvis.enrich.words import WordTable
 
 DEFAULT_MODEL = "default.npz"
-FORMAT = 2
-# Format 1: no word table.
-READABLE_FORMATS = (1, 2)
+FORMAT = 3
+# Format 1: no word table.  Format 2's dense features (two lexicons, no surface figures) are not read.
+READABLE_FORMATS = (1, 3)
 
 FloatMatrix = npt.NDArray[np.float64]
 
@@ -73,11 +74,11 @@ class ModelBundle:
             scores[present] = np.add.reduceat(gathered, starts[present], axis=0)
         return scores + self.bias if with_bias else scores
 
-    def dense_logits(self, features: Features, languages: list[str]) -> FloatMatrix:
+    def dense_logits(self, features: Features, languages: list[str], texts: Sequence[str]) -> FloatMatrix:
         """What the dense features add to the scores (zeros without a word table)."""
         if self.words is None or self.dense_weights is None:
             return np.zeros((features.size, self.weights.shape[1]))
-        result: FloatMatrix = self.words.dense(features, languages) @ self.dense_weights.astype(np.float64)
+        result: FloatMatrix = self.words.dense(features, languages, texts) @ self.dense_weights.astype(np.float64)
         return result
 
     def save(self, path: Path) -> None:

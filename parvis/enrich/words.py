@@ -4,10 +4,14 @@
   carry what a large encoder knows about words the labelled tweets never showed (``parvis train``
   distils them from Google's multilingual Universal Sentence Encoder, see parvis/enrich/train.py).
   Stored as int8 with one scale per dimension.
-- Lexicon: each word's valence in English and in French (VADER and its French adaptation, MIT; see
-  parvis/enrich/models/NOTICE.md).  Per text, in the text's language: the valences of its words,
-  turned the other way (× -0.74, VADER's factor) when one of the 3 words before is a negation,
-  summed into 5 figures (``LEXICON_FEATURES``).
+- Lexicons (``LEXICONS``): each word's valence in English VADER, in its French adaptation (both
+  MIT) and in English AFINN-165 (ODbL); see parvis/enrich/models/NOTICE.md.  Per text and per
+  lexicon of the text's language: the valences of its words, turned the other way (× -0.74,
+  VADER's factor) when one of the 3 words before is a negation, summed into 5 figures
+  (``LEXICON_FEATURES``).
+- Surface figures of the raw text (``SURFACE_FEATURES``, in the text's language's columns too):
+  elongated words ("soooo"), the share of words in capitals, exclamation and question marks, and
+  runs of them ("?!", "!!!").
 
 Inference is a binary search of each word's key (``features.word_key``) in the sorted keys, a
 gather and per-text sums: numpy only.
@@ -15,6 +19,7 @@ gather and per-text sums: numpy only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,12 +27,15 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from parvis.enrich.features import Features, word_key
+from parvis.enrich.features import MAX_CHARS, Features, word_key
 
 FloatMatrix = npt.NDArray[np.float64]
 
 LEXICON_LANGUAGES = ("en", "fr")
+# The valence columns of a word table: (lexicon, the language of the texts it scores).
+LEXICONS = (("vader", "en"), ("vader-fr", "fr"), ("afinn", "en"))
 LEXICON_FEATURES = 5
+SURFACE_FEATURES = 5
 NEGATION_WINDOW = 3
 NEGATION_FACTOR = -0.74
 NEGATIONS = {
@@ -43,7 +51,7 @@ class WordTable:
     keys: npt.NDArray[np.uint64]
     vectors: npt.NDArray[np.int8]
     scales: npt.NDArray[np.float32]
-    # One column per language of LEXICON_LANGUAGES; 0 for a word out of that lexicon.
+    # One column per lexicon of LEXICONS; 0 for a word out of that lexicon.
     valences: npt.NDArray[np.float32]
 
     @property
@@ -53,7 +61,7 @@ class WordTable:
     @property
     def dense_size(self) -> int:
         """How many dense features ``dense`` gives per text."""
-        return self.dimensions + LEXICON_FEATURES * len(LEXICON_LANGUAGES)
+        return self.dimensions + LEXICON_FEATURES * len(LEXICONS) + SURFACE_FEATURES * len(LEXICON_LANGUAGES)
 
     @classmethod
     def quantised(
@@ -66,9 +74,9 @@ class WordTable:
         quantised = np.clip(np.rint(vectors / scales), -127, 127).astype(np.int8)
         return cls(keys[order], quantised[order], scales, valences[order].astype(np.float32))
 
-    def dense(self, features: Features, languages: Sequence[str]) -> FloatMatrix:
-        """The dense features of each text: its mean word vector, then its lexicon figures (see the module)."""
-        return np.hstack([self.means(features), self.lexicon(features, languages)])
+    def dense(self, features: Features, languages: Sequence[str], texts: Sequence[str]) -> FloatMatrix:
+        """The dense features of each text: its mean word vector, its lexicon figures, its surface figures."""
+        return np.hstack([self.means(features), self.lexicon(features, languages), surface(texts, languages, features)])
 
     def _lookup(self, keys: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         positions = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
@@ -76,44 +84,45 @@ class WordTable:
         return positions, known
 
     def lexicon(self, features: Features, languages: Sequence[str]) -> FloatMatrix:
-        """Per text, in its language (zeros in the other one's columns, all zeros for another language)."""
+        """Per text, 5 figures per lexicon of its language (zeros in the other lexicons' columns)."""
         size = features.size
-        figures: FloatMatrix = np.zeros((size, LEXICON_FEATURES * len(LEXICON_LANGUAGES)))
+        figures: FloatMatrix = np.zeros((size, LEXICON_FEATURES * len(LEXICONS)))
         keys, rows = features.word_keys, features.word_rows
         if not len(keys):
             return figures
         language_of_text = np.array([_language_index(language) for language in languages], dtype=np.int64)
         language = language_of_text[rows]
         positions, known = self._lookup(keys)
-        known &= language >= 0
-        valence = np.zeros(len(keys), dtype=np.float64)
-        valence[known] = self.valences[positions[known], language[known]]
         negation = np.zeros(len(keys), dtype=np.bool_)
         for index, name in enumerate(LEXICON_LANGUAGES):
             negation |= (language == index) & np.isin(keys, _negation_keys(name))
         negated = np.zeros(len(keys), dtype=np.bool_)
         for back in range(1, NEGATION_WINDOW + 1):
             negated[back:] |= negation[:-back] & (rows[back:] == rows[:-back])
-        valence = np.where(negated, NEGATION_FACTOR * valence, valence)
-        positive = np.bincount(rows, weights=np.maximum(valence, 0.0), minlength=size)
-        negative = np.bincount(rows, weights=np.maximum(-valence, 0.0), minlength=size)
-        positives = np.bincount(rows, weights=valence > 0, minlength=size)
-        negatives = np.bincount(rows, weights=valence < 0, minlength=size)
         scale = np.sqrt(np.bincount(rows, minlength=size) + 1.0)
-        total = positive - negative
-        values = np.stack(
-            [
-                total / np.sqrt(total * total + 15.0),
-                positive / scale,
-                negative / scale,
-                np.log1p(positives),
-                np.log1p(negatives),
-            ],
-            axis=1,
-        )
-        for index in range(len(LEXICON_LANGUAGES)):
-            mine = language_of_text == index
-            figures[mine, index * LEXICON_FEATURES : (index + 1) * LEXICON_FEATURES] = values[mine]
+        for column, (_, lexicon_language) in enumerate(LEXICONS):
+            index = _language_index(lexicon_language)
+            mine = known & (language == index)
+            valence = np.zeros(len(keys), dtype=np.float64)
+            valence[mine] = self.valences[positions[mine], column]
+            valence = np.where(negated, NEGATION_FACTOR * valence, valence)
+            positive = np.bincount(rows, weights=np.maximum(valence, 0.0), minlength=size)
+            negative = np.bincount(rows, weights=np.maximum(-valence, 0.0), minlength=size)
+            positives = np.bincount(rows, weights=valence > 0, minlength=size)
+            negatives = np.bincount(rows, weights=valence < 0, minlength=size)
+            total = positive - negative
+            values = np.stack(
+                [
+                    total / np.sqrt(total * total + 15.0),
+                    positive / scale,
+                    negative / scale,
+                    np.log1p(positives),
+                    np.log1p(negatives),
+                ],
+                axis=1,
+            )
+            texts = language_of_text == index
+            figures[texts, column * LEXICON_FEATURES : (column + 1) * LEXICON_FEATURES] = values[texts]
         return figures
 
     def means(self, features: Features) -> FloatMatrix:
@@ -130,6 +139,33 @@ class WordTable:
         # word_rows never decreases, so each text's words are one contiguous run.
         means[present] = np.add.reduceat(gathered, starts[present], axis=0) / counts[present, None]
         return means * self.scales
+
+
+_ELONGATION = re.compile(r"(\w)\1\1")
+# A word of 2+ Latin letters, all capitals.
+_CAPITALS = re.compile(r"(?<![^\W\d_])[A-ZÀ-ÖØ-Þ]{2,}(?![^\W\d_])")
+_MARK_RUN = re.compile(r"[!?]{2,}")
+
+
+def surface(texts: Sequence[str], languages: Sequence[str], features: Features) -> FloatMatrix:
+    """Per text (its first ``MAX_CHARS`` characters; ``features``: theirs), in its language's columns:
+    log(1 + elongations), words in capitals / (1 + words), log(1 + "!"), log(1 + "?"), and whether
+    it has a run of marks ("?!", "!!")."""
+    figures: FloatMatrix = np.zeros((len(texts), SURFACE_FEATURES * len(LEXICON_LANGUAGES)))
+    words = np.bincount(features.word_rows, minlength=len(texts))
+    for row, (text, language) in enumerate(zip(texts, languages, strict=True)):
+        index = _language_index(language)
+        if index < 0:
+            continue
+        text = text[:MAX_CHARS]
+        figures[row, index * SURFACE_FEATURES : (index + 1) * SURFACE_FEATURES] = (
+            np.log1p(len(_ELONGATION.findall(text))),
+            len(_CAPITALS.findall(text)) / (words[row] + 1.0),
+            np.log1p(text.count("!")),
+            np.log1p(text.count("?")),
+            1.0 if _MARK_RUN.search(text) else 0.0,
+        )
+    return figures
 
 
 def _language_index(language: str) -> int:
