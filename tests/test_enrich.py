@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,38 @@ def test_surface_figures() -> None:
     assert english[2].tolist() == [0.0] * SURFACE_FEATURES
     assert figures[3].tolist() == [0.0] * (2 * SURFACE_FEATURES)  # no figures for another language
     assert french[0].tolist() == english[1].tolist() == [0.0] * SURFACE_FEATURES
+
+
+def _surface_by_regular_expressions(text: str, words: int) -> list[float]:
+    """The surface figures' definition, one text at a time (what the numpy version must give)."""
+    text = text[:400]
+    return [
+        math.log1p(len(re.findall(r"(\w)\1\1", text))),
+        len(re.findall(r"(?<![^\W\d_])[A-ZÀ-ÖØ-Þ]{2,}(?![^\W\d_])", text)) / (words + 1.0),
+        math.log1p(text.count("!")),
+        math.log1p(text.count("?")),
+        1.0 if re.search(r"[!?]{2,}", text) else 0.0,
+    ]
+
+
+def test_surface_figures_match_their_definition_on_real_and_hostile_texts(shared_data: Path) -> None:
+    texts = [example.text for lang in ("fr", "en") for example in data.sentiment(shared_data, "val", lang)]
+    texts += data.irc_lines(shared_data, "dev", 3000)
+    texts += [
+        "NUL\x00INSIDE!!\x00?",
+        "\ud800 lone SURROGATE\udfff ??",
+        "𝐁𝐎𝐋𝐃 MATH 😀😀😀 ÉTÉ ÀÖØÞ aaaaaaa ___ 111",
+        "x" * 5000 + "!!",
+        "",
+        "ÉCOLE-FERMÉE!?",
+        "AbCD ABc DEF9 9GH IJ_ KL",
+    ]
+    figures = surface(texts, ["en"] * len(texts), featurize(texts))[:, :SURFACE_FEATURES]
+    # The capitals figure divides by the featurizer's count of words.
+    words = np.bincount(featurize(texts).word_rows, minlength=len(texts))
+    expected = [_surface_by_regular_expressions(text, count) for text, count in zip(texts, words, strict=True)]
+    assert figures == pytest.approx(np.array(expected))
+    assert (figures[:, 0] > 0).sum() > 20 and (figures[:, 1] > 0).sum() > 20  # the real texts exercise them
 
 
 def test_metrics_on_known_values() -> None:

@@ -19,7 +19,6 @@ gather and per-text sums: numpy only.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -141,30 +140,92 @@ class WordTable:
         return means * self.scales
 
 
-_ELONGATION = re.compile(r"(\w)\1\1")
-# A word of 2+ Latin letters, all capitals.
-_CAPITALS = re.compile(r"(?<![^\W\d_])[A-ZÀ-ÖØ-Þ]{2,}(?![^\W\d_])")
-_MARK_RUN = re.compile(r"[!?]{2,}")
+# Character classes of Python's regular expressions, as tables over the Basic Multilingual Plane:
+# \w (str.isalnum() or "_"), a letter ([^\W\d_]), an upper-case Latin letter ([A-ZÀ-ÖØ-Þ]).
+_BMP = 0x10000
+_EXCLAMATION, _QUESTION = ord("!"), ord("?")
+
+
+@lru_cache(maxsize=1)
+def _character_classes() -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    word = np.array([chr(point).isalnum() or point == 0x5F for point in range(_BMP)], dtype=np.bool_)
+    letter = np.array([_is_letter(point) for point in range(_BMP)], dtype=np.bool_)
+    upper = np.zeros(_BMP, dtype=np.bool_)
+    for first, last in ((0x41, 0x5A), (0xC0, 0xD6), (0xD8, 0xDE)):
+        upper[first : last + 1] = True
+    return word, letter, upper
+
+
+def _is_letter(point: int) -> bool:
+    character = chr(point)
+    return character.isalnum() and not character.isdecimal()
+
+
+def _classes_of(points: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Whether each code point is a \\w character, and whether it is a letter (outside the BMP too)."""
+    word_table, letter_table = _character_classes()[:2]
+    inside = points < _BMP
+    clamped = np.where(inside, points, 0)
+    word, letter = word_table[clamped] & inside, letter_table[clamped] & inside
+    for point in np.unique(points[~inside]).tolist():
+        here = points == point
+        word[here] = chr(point).isalnum()
+        letter[here] = _is_letter(point)
+    return word, letter
 
 
 def surface(texts: Sequence[str], languages: Sequence[str], features: Features) -> FloatMatrix:
     """Per text (its first ``MAX_CHARS`` characters; ``features``: theirs), in its language's columns:
-    log(1 + elongations), words in capitals / (1 + words), log(1 + "!"), log(1 + "?"), and whether
-    it has a run of marks ("?!", "!!")."""
-    figures: FloatMatrix = np.zeros((len(texts), SURFACE_FEATURES * len(LEXICON_LANGUAGES)))
-    words = np.bincount(features.word_rows, minlength=len(texts))
-    for row, (text, language) in enumerate(zip(texts, languages, strict=True)):
-        index = _language_index(language)
-        if index < 0:
-            continue
-        text = text[:MAX_CHARS]
-        figures[row, index * SURFACE_FEATURES : (index + 1) * SURFACE_FEATURES] = (
-            np.log1p(len(_ELONGATION.findall(text))),
-            len(_CAPITALS.findall(text)) / (words[row] + 1.0),
-            np.log1p(text.count("!")),
-            np.log1p(text.count("?")),
-            1.0 if _MARK_RUN.search(text) else 0.0,
-        )
+    log(1 + elongations: non-overlapping runs of 3 of one \\w character), words in capitals (runs of
+    2+ upper-case Latin letters between non-letters) / (1 + words), log(1 + "!"), log(1 + "?"), and
+    whether it has a run of marks ("?!", "!!").  Numpy over all texts at once, no loop per text."""
+    size = len(texts)
+    figures: FloatMatrix = np.zeros((size, SURFACE_FEATURES * len(LEXICON_LANGUAGES)))
+    if not size:
+        return figures
+    cut = [text[:MAX_CHARS] for text in texts]
+    lengths = np.array([len(text) for text in cut], dtype=np.int64)
+    # Texts joined by one NUL each; a text's rows come from the lengths, so NULs inside texts do no harm.
+    joined = "\x00".join(cut)
+    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.int64)
+    document = np.repeat(np.arange(size, dtype=np.int64), lengths + 1)[: len(points)]
+    word, letter = _classes_of(points)
+    upper = _character_classes()[2][np.where(points < _BMP, points, 0)] & (points < _BMP)
+
+    # Runs of one repeated character: each full 3 of a \w character is one elongation.
+    starts = np.flatnonzero(np.concatenate([[True], points[1:] != points[:-1]]))
+    run_lengths = np.diff(np.append(starts, len(points)))
+    elongations = np.bincount(document[starts], weights=np.where(word[starts], run_lengths // 3, 0), minlength=size)
+
+    # Runs of upper-case Latin letters, 2 or more, with no letter just before or just after.
+    padded = np.concatenate([[False], upper, [False]])
+    run_starts = np.flatnonzero(padded[1:-1] & ~padded[:-2])
+    run_ends = np.flatnonzero(padded[1:-1] & ~padded[2:]) + 1
+    letter_before = np.where(run_starts > 0, letter[np.maximum(run_starts - 1, 0)], False)
+    letter_after = np.where(run_ends < len(points), letter[np.minimum(run_ends, len(points) - 1)], False)
+    capital_words = (run_ends - run_starts >= 2) & ~letter_before & ~letter_after
+    capitals = np.bincount(document[run_starts[capital_words]], minlength=size)
+
+    exclamations = np.bincount(document[points == _EXCLAMATION], minlength=size)
+    questions = np.bincount(document[points == _QUESTION], minlength=size)
+    mark = (points == _EXCLAMATION) | (points == _QUESTION)
+    mark_runs = np.bincount(document[:-1][mark[:-1] & mark[1:]], minlength=size) > 0
+
+    words = np.bincount(features.word_rows, minlength=size)
+    values = np.stack(
+        [
+            np.log1p(elongations),
+            capitals / (words + 1.0),
+            np.log1p(exclamations),
+            np.log1p(questions),
+            mark_runs.astype(np.float64),
+        ],
+        axis=1,
+    )
+    language_of_text = np.array([_language_index(language) for language in languages], dtype=np.int64)
+    for index in range(len(LEXICON_LANGUAGES)):
+        mine = language_of_text == index
+        figures[mine, index * SURFACE_FEATURES : (index + 1) * SURFACE_FEATURES] = values[mine]
     return figures
 
 
