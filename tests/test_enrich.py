@@ -14,11 +14,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
+import parvis.enrich as enrich_package
 from parvis.connectors.irc import IrcLogConnector
 from parvis.enrich import data
 from parvis.enrich.evaluate import macro_f1, roc_auc
 from parvis.enrich.features import featurize, word_key
-from parvis.enrich.models import load_bundle
+from parvis.enrich.models import DEFAULT_MODEL, ModelError, load_bundle
 from parvis.enrich.pipeline import TASKS, LinearClassifier, Result, default_classifier
 from parvis.enrich.run import activity_text, enrich, pending_count
 from parvis.enrich.words import LEXICON_FEATURES, SURFACE_FEATURES, WordTable, surface
@@ -189,6 +190,23 @@ def test_surface_figures_match_their_definition_on_real_and_hostile_texts(shared
     expected = [_surface_by_regular_expressions(text, count) for text, count in zip(texts, words, strict=True)]
     assert figures == pytest.approx(np.array(expected))
     assert (figures[:, 0] > 0).sum() > 20 and (figures[:, 1] > 0).sum() > 20  # the real texts exercise them
+
+
+def test_a_model_of_the_previous_format_is_refused_by_name(tmp_path: Path) -> None:
+    """Format 2 files had two lexicon columns and no surface figures: reading them would misalign the dense weights."""
+    with np.load(Path(enrich_package.__file__).parent / "models" / DEFAULT_MODEL, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    meta = json.loads(bytes(arrays["meta"]).decode())
+    for version, readable in ((2, False), (3, True)):
+        path = tmp_path / f"format-{version}.npz"
+        meta["format"] = version
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        np.savez(path, **arrays)
+        if readable:
+            assert load_bundle(path).words is not None
+        else:
+            with pytest.raises(ModelError, match=rf"{path}: model format 2, this Parvis reads formats \(1, 3\)"):
+                load_bundle(path)
 
 
 def test_metrics_on_known_values() -> None:
