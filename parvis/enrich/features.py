@@ -51,7 +51,7 @@ def normalise(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _word_char_table() -> npt.NDArray[np.bool_]:
+def alphanumeric_table() -> npt.NDArray[np.bool_]:
     """Which code points of the Basic Multilingual Plane are letters or digits."""
     return np.array([chr(point).isalnum() for point in range(0x10000)], dtype=np.bool_)
 
@@ -181,7 +181,7 @@ def featurize(texts: Sequence[str], bits: int = DEFAULT_BITS) -> Features:
 
     # Words (runs of letters and digits) and pairs of neighbouring words, via prefix hashes.
     bmp = np.minimum(points, 0xFFFF).astype(np.int64)
-    is_word = _word_char_table()[bmp] & (points <= 0xFFFF)
+    is_word = alphanumeric_table()[bmp] & (points <= 0xFFFF)
     padded = np.concatenate([[False], is_word, [False]])
     starts = np.flatnonzero(padded[1:-1] & ~padded[:-2])
     ends = np.flatnonzero(padded[1:-1] & ~padded[2:])

@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from parvis.enrich.features import MAX_CHARS, Features, word_key
+from parvis.enrich.features import MAX_CHARS, Features, alphanumeric_table, word_key
 
 FloatMatrix = npt.NDArray[np.float64]
 
@@ -120,8 +120,8 @@ class WordTable:
                 ],
                 axis=1,
             )
-            texts = language_of_text == index
-            figures[texts, column * LEXICON_FEATURES : (column + 1) * LEXICON_FEATURES] = values[texts]
+            scored = language_of_text == index
+            figures[scored, column * LEXICON_FEATURES : (column + 1) * LEXICON_FEATURES] = values[scored]
         return figures
 
     def means(self, features: Features) -> FloatMatrix:
@@ -148,12 +148,14 @@ _EXCLAMATION, _QUESTION = ord("!"), ord("?")
 
 @lru_cache(maxsize=1)
 def _character_classes() -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    word = np.array([chr(point).isalnum() or point == 0x5F for point in range(_BMP)], dtype=np.bool_)
-    letter = np.array([_is_letter(point) for point in range(_BMP)], dtype=np.bool_)
+    alphanumeric = alphanumeric_table()
+    word = alphanumeric.copy()
+    word[ord("_")] = True
+    decimal = np.array([chr(point).isdecimal() for point in range(_BMP)], dtype=np.bool_)
     upper = np.zeros(_BMP, dtype=np.bool_)
     for first, last in ((0x41, 0x5A), (0xC0, 0xD6), (0xD8, 0xDE)):
         upper[first : last + 1] = True
-    return word, letter, upper
+    return word, alphanumeric & ~decimal, upper
 
 
 def _is_letter(point: int) -> bool:
